@@ -93,8 +93,11 @@ class _Held:
 
 
 def _is_plain(line: str) -> bool:
-    """A bare gateway text line (or tracing line): digit first, TAB right after the timestamp."""
-    return line.find("\t", 21, 28) != -1 and "0" <= line[0] <= "9" and line[-1] != "\r"
+    """A bare gateway text line (or tracing line): digit first, TAB right after the timestamp.
+
+    The last character must sort after CR, so lines ending in CR or LF take the slow path.
+    """
+    return line.find("\t", 21, 28) != -1 and "0" <= line[0] <= "9" and line[-1] > "\r"
 
 
 class Unwrapper:
@@ -107,7 +110,7 @@ class Unwrapper:
 
     def feed(self, line: str) -> Unwrapped | None:
         """Unwrap one physical line (without its "\\n"); None while a partial chunk is held."""
-        if line.find("\t", 21, 28) != -1 and "0" <= line[0] <= "9" and line[-1] != "\r":  # _is_plain
+        if line.find("\t", 21, 28) != -1 and "0" <= line[0] <= "9" and line[-1] > "\r":  # _is_plain
             return _bare(line)
         try:
             return self._feed_slow(line)
