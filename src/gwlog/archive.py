@@ -122,11 +122,15 @@ class Archive:
         if not position or position.get("path") != str(self.path) or not self.path.exists():
             return 0
         start = int(position.get("size", 0))
-        with self.path.open("rb") as fh:
+        with self.path.open("r+b") as fh:
             fh.seek(start)
+            complete_end = start
             for line in fh:
                 if not line.endswith(b"\n"):
-                    break  # a torn tail from a crash mid-write: overwritten by replays below
+                    # A line torn by a crash mid-write: cut it, its event is replayed in full.
+                    fh.truncate(complete_end)
+                    break
+                complete_end += len(line)
                 try:
                     event_id = orjson.loads(line).get("id")
                 except orjson.JSONDecodeError:

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gwlog import __version__
 from gwlog.archive import Archive
 from gwlog.checkpoint import StateFile, StateWriteError
 from gwlog.config import Config
@@ -56,7 +55,6 @@ class Pipeline:
         self.resolver = IdentityResolver(config.identity, config.teams, config.privacy)
         self.pricer = Pricer(config.pricing)
         self.store = MetricsStore(prefix=config.metric_prefix, limits=config.cardinality)
-        self.store.set_build_info(__version__)
         self.archive: Archive | None = None
         path = archive_path or config.archive.path
         if path:
@@ -69,8 +67,7 @@ class Pipeline:
                 transform=self.resolver.archive_transform(),
             )
         self._readers: dict[str, LineReader] = {}
-        self._archive_errors_seen = 0
-        self._archive_dropped_seen = 0
+        self._counted = CounterMirror()
 
     def reader_for(self, source_key: str) -> LineReader:
         reader = self._readers.get(source_key)
@@ -112,16 +109,10 @@ class Pipeline:
     def export_sink_stats(self) -> None:
         """Mirror archive and identity counters into the metrics store."""
         if self.archive is not None:
-            new_errors = self.archive.errors - self._archive_errors_seen
-            if new_errors:
-                self.store.inc_counter("archive_errors_total", {}, new_errors)
-                self._archive_errors_seen = self.archive.errors
-            new_dropped = self.archive.dropped - self._archive_dropped_seen
-            if new_dropped:
-                self.store.inc_counter("data_lost_total", {"reason": "archive_unwritable"}, new_dropped)
-                self._archive_dropped_seen = self.archive.dropped
+            self._counted.inc(self.store, "archive_errors_total", {}, self.archive.errors)
+            self._counted.inc(self.store, "data_lost_total", {"reason": "archive_unwritable"}, self.archive.dropped)
         for reason, count in self.resolver.stats.items():
-            self.store.set_counter("identity_rejected_total", {"reason": reason}, count)
+            self._counted.inc(self.store, "identity_rejected_total", {"reason": reason}, count)
 
     def finish(self, metrics_out: str | None) -> bool:
         """Close the archive and write the final exposition; False if the archive could not be saved."""
@@ -132,6 +123,21 @@ class Pipeline:
         if metrics_out:
             write_atomically(Path(metrics_out), self.store.exposition())
         return ok
+
+
+class CounterMirror:
+    """Turns a component's running totals into counter increments (totals restart with the process,
+    the store's counters continue from the checkpoint)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+
+    def inc(self, store: MetricsStore, name: str, labels: dict[str, str], total: float) -> None:
+        key = (name, tuple(sorted(labels.items())))
+        delta = total - self._seen.get(key, 0)
+        if delta > 0:
+            store.inc_counter(name, labels, delta)
+            self._seen[key] = total
 
 
 def write_atomically(path: Path, data: bytes) -> None:
@@ -182,7 +188,6 @@ def run_stdin(pipeline: Pipeline, stop: StopFlag, fd: int = 0, source: str = "st
     tail = b""
     last_flush = time.monotonic()
     archive = pipeline.archive
-    store = pipeline.store
     while not stop.is_set:
         ready, _, _ = select.select([fd], [], [], 0.2)
         stop.service()
@@ -199,8 +204,7 @@ def run_stdin(pipeline: Pipeline, stop: StopFlag, fd: int = 0, source: str = "st
                 tail = data
             else:
                 tail = data[end + 1 :]
-                with store.lock:
-                    offset = _handle_block(pipeline, reader, data[: end + 1], source, offset)
+                offset = _handle_block(pipeline, reader, data[: end + 1], source, offset)
         now = time.monotonic()
         if archive is not None and now - last_flush >= 1.0:
             archive.flush()
@@ -208,10 +212,8 @@ def run_stdin(pipeline: Pipeline, stop: StopFlag, fd: int = 0, source: str = "st
             pipeline.export_sink_stats()
             last_flush = now
     if tail and not stop.is_set:  # EOF without a final newline: the last line is still a line
-        with store.lock:
-            _handle_block(pipeline, reader, tail + b"\n", source, offset)
-    with store.lock:
-        pipeline.flush_readers(source)
+        _handle_block(pipeline, reader, tail + b"\n", source, offset)
+    pipeline.flush_readers(source)
 
 
 def _handle_block(pipeline: Pipeline, reader: LineReader, block: bytes, source: str, offset: int) -> int:
@@ -245,6 +247,7 @@ class TailRunner:
         self._last_commit = time.monotonic()
         self._last_commit_wall = time.time()
         self._commit_failures = 0
+        self._counted = CounterMirror()
 
     def run(self, stop: StopFlag) -> None:
         try:
@@ -253,8 +256,7 @@ class TailRunner:
                 blocked = self._sinks_blocked()
                 lines = [] if blocked else self.tailer.poll(max_lines=20_000)
                 if lines:
-                    with self.pipeline.store.lock:
-                        self._process(lines)
+                    self._process(lines)
                 self._ack_if_taken()
                 self._maybe_commit()
                 if not lines:
@@ -303,13 +305,12 @@ class TailRunner:
             if not archive.sync():
                 return
             archive.rotate_if_due()
-        with self.pipeline.store.lock:
-            state = {
-                "version": STATE_VERSION,
-                "tailer": self.tailer.state(),
-                "metrics": self.pipeline.store.snapshot(),
-                "archive": archive.position() if archive is not None else None,
-            }
+        state = {
+            "version": STATE_VERSION,
+            "tailer": self.tailer.state(),
+            "metrics": self.pipeline.store.snapshot(),
+            "archive": archive.position() if archive is not None else None,
+        }
         try:
             self.state_file.save(state)
         except StateWriteError as exc:
@@ -329,16 +330,15 @@ class TailRunner:
     def _export_tailer_stats(self, now: float) -> None:
         store = self.pipeline.store
         stats = self.tailer.stats()
-        with store.lock:
-            for source, lag in stats["lag_bytes"].items():
-                store.set_gauge("source_lag_bytes", {"source": source}, lag)
-            for source, count in stats["rotations"].items():
-                store.set_counter("rotations_total", {"source": source}, count)
-            for reason, count in stats["data_lost"].items():
-                store.set_counter("data_lost_total", {"reason": reason}, count)
-            store.set_gauge("open_files", {}, stats["open_files"])
-            store.set_gauge("checkpoint_age_seconds", {}, time.time() - self._last_commit_wall)
-            self.pipeline.export_sink_stats()
+        for source, lag in stats["lag_bytes"].items():
+            store.set_gauge("source_lag_bytes", {"source": source}, lag)
+        for source, count in stats["rotations"].items():
+            self._counted.inc(store, "rotations_total", {"source": source}, count)
+        for reason, count in stats["data_lost"].items():
+            self._counted.inc(store, "data_lost_total", {"reason": reason}, count)
+        store.set_gauge("open_files", {}, stats["open_files"])
+        store.set_gauge("checkpoint_age_seconds", {}, time.time() - self._last_commit_wall)
+        self.pipeline.export_sink_stats()
 
     def _shutdown(self) -> None:
         self._ack_if_taken()

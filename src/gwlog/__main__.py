@@ -1,0 +1,5 @@
+"""``python -m gwlog`` runs the CLI."""
+
+from gwlog.cli import app
+
+app()

@@ -1,0 +1,216 @@
+"""`gwlog parse` as users run it: a subprocess fed on stdin, scraped by a real Prometheus."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.promhelpers import start_prometheus
+
+GWLOG = [sys.executable, "-m", "gwlog"]
+USERS = {
+    "alice@example.com": "Marketing",
+    "bob@example.com": "Platform",
+    "carol@example.com": "Security",
+}
+TEAMS_TOML = """
+[teams.users]
+"alice@example.com" = "Marketing"
+"bob@example.com" = "Platform"
+"carol@example.com" = "Security"
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def request_line(n: int, user: str, provider: str, status: int, tokens_in: int, tokens_out: int) -> str:
+    model = {"openai": "gpt-4o", "anthropic": "claude-sonnet-4-20250514"}[provider]
+    error = ' error="upstream call failed" reason=UpstreamFailure' if status >= 500 else ""
+    return (
+        f"agentgateway-1  | 2026-08-20T09:16:{n % 60:02d}.{n}Z\tinfo\trequest gateway=default/default "
+        f"listener=llm route=default/{provider} endpoint=api.{provider}.com:443 src.addr=172.18.0.7:38810 "
+        f"http.method=POST http.host=agentgateway:4000 http.path=/v1/chat/completions http.version=HTTP/1.1 "
+        f"http.status={status} protocol=llm gen_ai.operation.name=chat gen_ai.provider.name={provider} "
+        f"gen_ai.request.model={model} gen_ai.usage.input_tokens={tokens_in} "
+        f"gen_ai.usage.output_tokens={tokens_out}{error} duration={100 + n}ms "
+        f'user.email="{user}" user.name="{user.split("@")[0].title()}" user.role="user"'
+    )
+
+
+def workload(count: int) -> tuple[list[str], dict]:
+    """Lines plus the truth computed from how they were made (not from gwlog)."""
+    lines, requests, tokens_by_team, errors, by_provider = [], Counter(), Counter(), Counter(), Counter()
+    users = list(USERS)
+    for n in range(count):
+        user = users[n % 3]
+        provider = "openai" if n % 4 else "anthropic"
+        status = 503 if n % 10 == 7 else 200
+        tin, tout = 100 + n, 10 + n % 7
+        lines.append(request_line(n, user, provider, status, tin, tout))
+        requests[user] += 1
+        tokens_by_team[USERS[user]] += tin + tout
+        by_provider[provider] += 1
+        errors[provider] += status >= 500
+        if n % 25 == 0:
+            lines.append("open-webui-1    | INFO:     172.18.0.1:51234 - \"GET /api/models HTTP/1.1\" 200 OK")
+            lines.append("agentgateway-1  | 2026-08-20T09:26:00.000100Z\twarn\trequest\tfailed to enqueue\terr=Full(..)")
+    truth = {"requests": requests, "tokens_by_team": tokens_by_team, "errors": errors, "by_provider": by_provider}
+    return lines, truth
+
+
+def start_gwlog(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    config = tmp_path / "gwlog.toml"
+    config.write_text(TEAMS_TOML)
+    proc = subprocess.Popen(
+        [*GWLOG, "parse", "--listen", f"127.0.0.1:{port}", "--config", str(config), *args],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1).read()
+            return proc, port
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise AssertionError(f"gwlog did not serve /metrics: {proc.stderr.read().decode() if proc.stderr else ''}")
+
+
+def scrape(port: int) -> str:
+    return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+
+
+def test_prometheus_answers_equal_the_input(tmp_path: Path) -> None:
+    lines, truth = workload(300)
+    proc, port = start_gwlog(tmp_path)
+    prom = start_prometheus(tmp_path / "prom", targets=[f"127.0.0.1:{port}"])
+    try:
+        assert proc.stdin is not None
+        proc.stdin.write(("\n".join(lines) + "\n").encode())
+        proc.stdin.flush()
+        total = sum(truth["requests"].values())
+        prom.wait_for("sum(gwlog_requests_total)", lambda v: v == total, timeout=30)
+
+        per_user = {r["metric"]["user"]: float(r["value"][1]) for r in prom.query("sum by (user) (gwlog_requests_total)")}
+        assert per_user == {u: float(c) for u, c in truth["requests"].items()}
+
+        per_team = {r["metric"]["team"]: float(r["value"][1]) for r in prom.query("sum by (team) (gwlog_tokens_total)")}
+        assert per_team == {t: float(c) for t, c in truth["tokens_by_team"].items()}
+
+        ratio = {
+            r["metric"]["provider"]: float(r["value"][1])
+            for r in prom.query(
+                'sum by (provider) (gwlog_requests_total{status=~"5.."}) / sum by (provider) (gwlog_requests_total)'
+            )
+        }
+        assert ratio == pytest.approx({p: truth["errors"][p] / truth["by_provider"][p] for p in truth["by_provider"]})
+        skipped = prom.query('gwlog_lines_total{outcome="skipped"}')
+        assert float(skipped[0]["value"][1]) == 2 * len(range(0, 300, 25))
+    finally:
+        prom.stop()
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_a_line_is_on_metrics_within_100ms(tmp_path: Path) -> None:
+    proc, port = start_gwlog(tmp_path)
+    try:
+        assert proc.stdin is not None
+        for n, user in enumerate(["alice@example.com", "bob@example.com", "carol@example.com"]):
+            line = request_line(n, user, "openai", 200, 5, 5)
+            sent = time.monotonic()
+            proc.stdin.write(line.encode() + b"\n")
+            proc.stdin.flush()
+            while f'user="{user}"' not in scrape(port):
+                assert time.monotonic() - sent < 0.1, "line not visible on /metrics within 100 ms"
+                time.sleep(0.002)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_sigterm_mid_stream_loses_nothing_accepted(tmp_path: Path) -> None:
+    archive, final = tmp_path / "events.jsonl", tmp_path / "final.prom"
+    proc, port = start_gwlog(tmp_path, "--archive", str(archive), "--metrics-out", str(final))
+    lines, _ = workload(5000)
+    assert proc.stdin is not None
+    for start in range(0, 3000, 500):  # stream part of it, then stop the process mid-stream
+        proc.stdin.write(("\n".join(lines[start : start + 500]) + "\n").encode())
+        proc.stdin.flush()
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(15) == 0, proc.stderr.read().decode() if proc.stderr else ""
+    parsed = next(
+        float(line.split()[-1])
+        for line in final.read_text().splitlines()
+        if line.startswith('gwlog_lines_total{outcome="parsed"}')
+    )
+    records = [orjson.loads(line) for line in archive.read_bytes().splitlines()]
+    assert parsed > 0 and len(records) == parsed
+    assert len({r["id"] for r in records}) == len(records)
+
+
+def test_eof_writes_final_exposition_that_promtool_accepts(tmp_path: Path) -> None:
+    lines, truth = workload(200)
+    final = tmp_path / "final.prom"
+    out = subprocess.run(
+        [*GWLOG, "parse", "--no-serve", "--metrics-out", str(final)],
+        input=("\n".join(lines) + "\n").encode(),
+        capture_output=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr.decode()
+    check = subprocess.run(["promtool", "check", "metrics"], input=final.read_bytes(), capture_output=True)
+    assert check.returncode == 0 and check.stdout == b"" and check.stderr == b"", check.stderr.decode()
+    text = final.read_text()
+    for user, count in truth["requests"].items():
+        assert sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("gwlog_requests_total{") and f'user="{user}"' in line
+        ) == count
+
+
+def test_port_taken_is_a_one_line_error(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        out = subprocess.run(
+            [*GWLOG, "parse", "--listen", f"127.0.0.1:{port}"], input=b"", capture_output=True, timeout=30
+        )
+    assert out.returncode != 0
+    message = out.stderr.decode().strip()
+    assert "\n" not in message and str(port) in message
+
+
+def test_garbage_never_crashes_and_good_lines_around_it_count(tmp_path: Path) -> None:
+    lines, truth = workload(30)
+    garbage = [b"\x00\x01\x02\xff\xfe", b"x" * 3_000_000, lines[0][:120].encode(), os.urandom(2000).replace(b"\n", b"")]
+    blob = b"\n".join([lines[0].encode(), *garbage, *(line.encode() for line in lines[1:])]) + b"\n"
+    final = tmp_path / "final.prom"
+    out = subprocess.run([*GWLOG, "parse", "--no-serve", "--metrics-out", str(final)], input=blob,
+                         capture_output=True, timeout=60)  # fmt: skip
+    assert out.returncode == 0, out.stderr.decode()
+    total = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in final.read_text().splitlines()
+        if line.startswith("gwlog_requests_total{")
+    )
+    assert total == sum(truth["requests"].values())
