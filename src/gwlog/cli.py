@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
@@ -16,6 +16,10 @@ import typer
 from gwlog import __version__
 from gwlog.config import Config, load_config, parse_listen
 from gwlog.errors import ConfigError
+
+if TYPE_CHECKING:
+    from gwlog.metrics import MetricsStore
+    from gwlog.server import MetricsServer
 
 app = typer.Typer(
     name="gwlog",
@@ -67,13 +71,13 @@ def _apply_flags(config: Config, listen: str | None, rotate: str | None, web_con
         config.server.web_config = str(web_config)
 
 
-def _start_server(config: Config, pipeline: object, serve: bool) -> object | None:
-    from gwlog.server import MetricsServer, ServerError
+def _start_server(config: Config, store: MetricsStore, serve_metrics: bool) -> MetricsServer | None:
+    from gwlog.server import ServerError, serve
 
-    if not serve:
+    if not serve_metrics:
         return None
     try:
-        return MetricsServer.start(pipeline.store, config.server.listen, web_config=config.server.web_config)  # type: ignore[attr-defined]
+        return serve(store, config.server.listen, web_config=config.server.web_config)
     except (ServerError, ConfigError) as exc:
         raise _fail(str(exc), 1) from None
 
@@ -108,13 +112,13 @@ def parse(
         raise _fail(str(exc)) from None
     stop = StopFlag(on_hup=pipeline.resolver.reload_teams)
     stop.install()
-    server = _start_server(config, pipeline, serve=not no_serve)
+    server = _start_server(config, pipeline.store, serve_metrics=not no_serve)
     try:
         run_stdin(pipeline, stop)
     finally:
         ok = pipeline.finish(str(metrics_out) if metrics_out else None)
         if server is not None:
-            server.stop()  # type: ignore[attr-defined]
+            server.stop()
     if not ok:
         raise _fail("the archive could not be fully written (see messages above)", 1)
 
@@ -187,13 +191,13 @@ def tail(
 
     runner = TailRunner(pipeline, make_tailer, config.tail.state_dir,
                         config.tail.checkpoint_interval, config.tail.poll_interval)  # fmt: skip
-    server = _start_server(config, pipeline, serve=not no_serve)
+    server = _start_server(config, pipeline.store, serve_metrics=not no_serve)
     try:
         runner.run(stop)
     finally:
         ok = pipeline.finish(str(metrics_out) if metrics_out else None)
         if server is not None:
-            server.stop()  # type: ignore[attr-defined]
+            server.stop()
     if not ok:
         raise _fail("the archive could not be fully written (see messages above)", 1)
 
