@@ -290,7 +290,9 @@ class MetricsStore:
         self._unpriced: dict[tuple[str, str], int] = {}
         self._duration: dict[tuple[str, str, str], _Hist] = {}
         self._ttft: dict[tuple[str, str], _Hist] = {}
-        self._user_info: dict[str, tuple[str, str, str]] = {}
+        # user → (event time, team, name, role): the newest identity wins, ties broken by value,
+        # so the result does not depend on event order (merged backfill jobs equal one process).
+        self._user_info: dict[str, tuple[float, str, str, str]] = {}
         self._lines: dict[str, int] = dict.fromkeys(LINE_OUTCOMES, 0)
         self._last_ts = -math.inf
         self._overflow: dict[str, int] = dict.fromkeys(self._caps, 0)
@@ -374,9 +376,14 @@ class MetricsStore:
                 hist.counts[bisect_left(LATENCY_BUCKETS, ttft)] += 1
                 hist.total += round(ttft * 1_000_000)
             if event.user is not None and user != OTHER:
-                info = (team, event.user_name or UNKNOWN, event.user_role or UNKNOWN)
-                if self._user_info.get(user) != info:
-                    self._user_info[user] = (team, _utf8(info[1]), _utf8(info[2]))
+                name = event.user_name or UNKNOWN
+                role = event.user_role or UNKNOWN
+                if not (name.isascii() and role.isascii()):
+                    name, role = _utf8(name), _utf8(role)
+                info = (ts, team, name, role)
+                current = self._user_info.get(user)
+                if current is None or info > current:
+                    self._user_info[user] = info
 
     def count_lines(self, outcome: str, n: int = 1) -> None:
         """Count input lines by reader outcome (parsed, skipped, malformed, held, invalid_utf8)."""
@@ -450,7 +457,7 @@ class MetricsStore:
             return
         if label == "team":
             self._user_info = {
-                u: (OTHER if t in gone else t, n, r) for u, (t, n, r) in self._user_info.items()
+                u: (ts, OTHER if t in gone else t, n, r) for u, (ts, t, n, r) in self._user_info.items()
             }
             self._duration = _refold(self._duration, 0, gone, _add_record)
             return
@@ -543,7 +550,10 @@ class MetricsStore:
         for pm, hist in other._ttft.items():
             mine_h = self._ttft.get(pm)
             self._ttft[pm] = hist if mine_h is None else mine_h.add(hist)
-        self._user_info.update(other._user_info)
+        for user, info in other._user_info.items():
+            current = self._user_info.get(user)
+            if current is None or info > current:
+                self._user_info[user] = info
         for outcome, n in other._lines.items():
             self._lines[outcome] = self._lines.get(outcome, 0) + n
         self._last_ts = max(self._last_ts, other._last_ts)
@@ -674,7 +684,7 @@ class MetricsStore:
                     cumulative.append((le, running))
                 hfamily.add_metric(list(hkey), cumulative, hist.total / scale)
         for user in sorted(self._user_info):
-            user_info.add_metric([user, *self._user_info[user]], 1)
+            user_info.add_metric([user, *self._user_info[user][1:]], 1)
         for outcome in sorted(self._lines):
             lines.add_metric([outcome], self._lines[outcome])
         if self._last_ts > -math.inf:
@@ -743,8 +753,8 @@ def _parse_snapshot(snap: Mapping[str, Any], prefix: str) -> MetricsStore:
             out._duration[text([team, provider, model])] = hist(counts, total)  # type: ignore[index]
         for provider, model, counts, total in snap["ttft"]:
             out._ttft[text([provider, model])] = hist(counts, total)  # type: ignore[index]
-        for user, team, name, role in snap["user_info"]:
-            out._user_info[user] = text([team, name, role])  # type: ignore[assignment]
+        for user, seen, team, name, role in snap["user_info"]:
+            out._user_info[text([user])[0]] = (float(seen), *text([team, name, role]))  # type: ignore[assignment]
         out._lines = {text([k])[0]: count(n) for k, n in snap["lines"].items()}
         ts = snap["last_event_ts"]
         out._last_ts = -math.inf if ts is None else float(ts)

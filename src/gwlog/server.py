@@ -30,6 +30,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 
 from gwlog.errors import ConfigError
+from gwlog.metrics import MetricsStore
 
 DEFAULT_LISTEN = "0.0.0.0:3903"
 
@@ -58,8 +59,8 @@ _INDEX = b"""<!doctype html>
 """
 
 
-class ListenError(OSError):
-    """The metrics address cannot be bound; ``str()`` is the one-line message users see."""
+class ServerError(OSError):
+    """The metrics server cannot start (address in use, no permission); ``str()`` is one line."""
 
 
 @dataclass(frozen=True)
@@ -345,7 +346,7 @@ def parse_listen(listen: str) -> tuple[str, int]:
 class MetricsServer:
     """Serves ``/metrics``, ``/`` and ``/-/healthy`` from a registry in a daemon thread.
 
-    Binding happens in the constructor, so a busy port fails at start with ``ListenError``.
+    Binding happens in the constructor, so a busy port fails at start with ``ServerError``.
     """
 
     def __init__(
@@ -361,7 +362,7 @@ class MetricsServer:
             self._httpd = cls((host, port), _Handler)
         except OSError as exc:
             why = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
-            raise ListenError(
+            raise ServerError(
                 exc.errno, f"cannot listen on {shown}: {why} — pick another address with --listen HOST:PORT"
             ) from None
         self._httpd.registry = registry
@@ -405,12 +406,26 @@ class MetricsServer:
 
 
 def serve(
-    registry: CollectorRegistry, listen: str = DEFAULT_LISTEN, web_config: str | None = None
+    source: MetricsStore | CollectorRegistry,
+    listen: str | tuple[str, int] = DEFAULT_LISTEN,
+    web_config: str | None = None,
 ) -> MetricsServer:
-    """Start serving ``registry`` on ``listen`` (optionally with a ``--web-config`` file)."""
-    try:
-        host, port = parse_listen(listen)
-    except ValueError as exc:
-        raise ConfigError("command line", "--listen", str(exc), "write --listen 0.0.0.0:3903") from None
+    """Start serving a store (plus process metrics) or a ready registry on ``listen``.
+
+    ``listen`` is ``"HOST:PORT"`` or a (host, port) pair; ``web_config`` an exporter-toolkit file.
+    Raises ConfigError (bad address or web config) or ServerError (cannot bind).
+    """
+    if isinstance(source, MetricsStore):
+        registry = CollectorRegistry(auto_describe=False)
+        source.register(registry)
+    else:
+        registry = source
+    if isinstance(listen, str):
+        try:
+            host, port = parse_listen(listen)
+        except ValueError as exc:
+            raise ConfigError("command line", "--listen", str(exc), "write --listen 0.0.0.0:3903") from None
+    else:
+        host, port = listen
     config = WebConfig.load(web_config) if web_config else None
     return MetricsServer(registry, host, port, config).start()
