@@ -73,8 +73,18 @@ def busy_store() -> MetricsStore:
     store.observe(ev())
     store.observe(ev(user=None, team=None, status=None, cost_usd=None, ttft_s=None))
     store.observe(ev(user="bob", provider="anthropic", request_model="claude", response_model=None))
-    store.observe(ev(status=404, input_tokens=None, output_tokens=None, cache_read_tokens=None,
-                     reasoning_tokens=None, cost_usd=None, ttft_s=None, duration_ms=12))  # fmt: skip
+    store.observe(
+        ev(
+            status=404,
+            input_tokens=None,
+            output_tokens=None,
+            cache_read_tokens=None,
+            reasoning_tokens=None,
+            cost_usd=None,
+            ttft_s=None,
+            duration_ms=12,
+        )
+    )
     store.count_lines("parsed", 4)
     store.count_lines("skipped", 2)
     store.set_gauge("source_lag_bytes", {"source": "/var/log/gw.log"}, 1024)
@@ -89,12 +99,18 @@ def busy_store() -> MetricsStore:
 def test_values_of_one_llm_request() -> None:
     store = MetricsStore()
     store.observe(ev())
-    labels = {"user": "alice@example.com", "team": "research", "provider": "openai",
-              "model": "gpt-4o-mini-2024-07-18"}  # fmt: skip
+    labels = {
+        "user": "alice@example.com",
+        "team": "research",
+        "provider": "openai",
+        "model": "gpt-4o-mini-2024-07-18",
+    }
     assert value(store, "gwlog_requests_total", **labels, status="200") == 1
     for kind, n in (("input", 1834), ("output", 212), ("cache_read", 1536), ("reasoning", 64)):
         assert value(store, "gwlog_tokens_total", **labels, type=kind) == n
-    assert ("gwlog_tokens_total", tuple(sorted({**labels, "type": "cache_write"}.items()))) not in samples(store)
+    assert ("gwlog_tokens_total", tuple(sorted({**labels, "type": "cache_write"}.items()))) not in samples(
+        store
+    )
     assert value(store, "gwlog_cost_usd_total", **labels) == 0.00045942
     hist = {"team": "research", "provider": "openai", "model": "gpt-4o-mini-2024-07-18"}
     assert value(store, "gwlog_request_duration_seconds_bucket", **hist, le="2.0") == 0
@@ -104,26 +120,60 @@ def test_values_of_one_llm_request() -> None:
     pm = {"provider": "openai", "model": "gpt-4o-mini-2024-07-18"}
     assert value(store, "gwlog_time_to_first_token_seconds_bucket", **pm, le="0.25") == 0
     assert value(store, "gwlog_time_to_first_token_seconds_bucket", **pm, le="0.5") == 1
-    assert value(store, "gwlog_user_info", user="alice@example.com", team="research", user_name="Alice",
-                 user_role="user") == 1  # fmt: skip
+    assert (
+        value(
+            store,
+            "gwlog_user_info",
+            user="alice@example.com",
+            team="research",
+            user_name="Alice",
+            user_role="user",
+        )
+        == 1
+    )
     assert value(store, "gwlog_last_event_timestamp_seconds") == T0.timestamp()
     assert value(store, "gwlog_build_info", version="0.1.0") == 1
 
 
 def test_defaults_unknown_unassigned_and_unpriced() -> None:
     store = MetricsStore()
-    store.observe(ev(user=None, team="", provider=None, request_model=None, response_model=None, status=None,
-                     cost_usd=None, user_name=None))  # fmt: skip
-    store.observe(ev(status=502, input_tokens=None, output_tokens=None, cache_read_tokens=None,
-                     reasoning_tokens=None, cost_usd=None))  # fmt: skip
+    store.observe(
+        ev(
+            user=None,
+            team="",
+            provider=None,
+            request_model=None,
+            response_model=None,
+            status=None,
+            cost_usd=None,
+            user_name=None,
+        )
+    )
+    store.observe(
+        ev(
+            status=502,
+            input_tokens=None,
+            output_tokens=None,
+            cache_read_tokens=None,
+            reasoning_tokens=None,
+            cost_usd=None,
+        )
+    )
     got = samples(store)
-    key = (("model", "unknown"), ("provider", "unknown"), ("status", "unknown"), ("team", "unassigned"),
-           ("user", "unknown"))  # fmt: skip
+    key = (
+        ("model", "unknown"),
+        ("provider", "unknown"),
+        ("status", "unknown"),
+        ("team", "unassigned"),
+        ("user", "unknown"),
+    )
     assert got[("gwlog_requests_total", key)] == 1
     # Only the request with tokens and no price is unpriced; the 502 without tokens is not.
     assert got[("gwlog_unpriced_requests_total", (("model", "unknown"), ("provider", "unknown")))] == 1
-    assert not any(name == "gwlog_unpriced_requests_total" and ("model", "gpt-4o-mini-2024-07-18") in lab
-                   for name, lab in got)  # fmt: skip
+    assert not any(
+        name == "gwlog_unpriced_requests_total" and ("model", "gpt-4o-mini-2024-07-18") in lab
+        for name, lab in got
+    )
     assert not any(name == "gwlog_user_info" and ("user", "unknown") in lab for name, lab in got)
 
 
@@ -165,7 +215,7 @@ def test_registry_with_process_metrics_passes_promtool() -> None:
 
 def test_empty_store_exposition_is_valid() -> None:
     text = MetricsStore().exposition()
-    assert b"gwlog_lines_total{outcome=\"parsed\"} 0.0" in text
+    assert b'gwlog_lines_total{outcome="parsed"} 0.0' in text
     assert b"gwlog_archive_errors_total 0.0" in text
     assert promtool_check(text).stdout == b""
 
@@ -185,9 +235,17 @@ HOSTILE = [
 @pytest.mark.parametrize("hostile", HOSTILE)
 def test_hostile_label_values_round_trip_through_the_text_format(hostile: str) -> None:
     store = MetricsStore()
-    store.observe(ev(user=hostile, team=hostile, request_model=hostile, response_model=None, user_name=hostile))
+    store.observe(
+        ev(user=hostile, team=hostile, request_model=hostile, response_model=None, user_name=hostile)
+    )
     got = samples(store)
-    key = (("model", hostile), ("provider", "openai"), ("status", "200"), ("team", hostile), ("user", hostile))
+    key = (
+        ("model", hostile),
+        ("provider", "openai"),
+        ("status", "200"),
+        ("team", hostile),
+        ("user", hostile),
+    )
     assert got[("gwlog_requests_total", key)] == 1
     assert len([k for k in got if k[0] == "gwlog_requests_total"]) == 1
     assert promtool_check(store.exposition()).stdout == b""
@@ -241,19 +299,21 @@ def random_events(n: int, seed: int) -> list[Event]:
     rnd = random.Random(seed)
     out = []
     for i in range(n):
-        out.append(ev(
-            ts=T0 + timedelta(seconds=i),
-            user=rnd.choice(["alice", "bob", "carol", None, 'q"uote']),
-            team=rnd.choice(["research", "sales", None]),
-            provider=rnd.choice(["openai", "anthropic"]),
-            response_model=rnd.choice(["gpt-4o", "claude-sonnet-4", None]),
-            status=rnd.choice([200, 200, 429, 500, None]),
-            input_tokens=rnd.choice([None, rnd.randrange(1, 9000)]),
-            cache_write_tokens=rnd.choice([None, 0, 100]),
-            duration_ms=rnd.choice([None, rnd.randrange(0, 200_000)]),
-            ttft_s=rnd.choice([None, rnd.random() * 5]),
-            cost_usd=rnd.choice([None, Decimal(rnd.randrange(1, 10**6)) / Decimal(10**9)]),
-        ))  # fmt: skip
+        out.append(
+            ev(
+                ts=T0 + timedelta(seconds=i),
+                user=rnd.choice(["alice", "bob", "carol", None, 'q"uote']),
+                team=rnd.choice(["research", "sales", None]),
+                provider=rnd.choice(["openai", "anthropic"]),
+                response_model=rnd.choice(["gpt-4o", "claude-sonnet-4", None]),
+                status=rnd.choice([200, 200, 429, 500, None]),
+                input_tokens=rnd.choice([None, rnd.randrange(1, 9000)]),
+                cache_write_tokens=rnd.choice([None, 0, 100]),
+                duration_ms=rnd.choice([None, rnd.randrange(0, 200_000)]),
+                ttft_s=rnd.choice([None, rnd.random() * 5]),
+                cost_usd=rnd.choice([None, Decimal(rnd.randrange(1, 10**6)) / Decimal(10**9)]),
+            )
+        )
     return out
 
 
@@ -328,7 +388,7 @@ def test_scrapes_while_observing_are_consistent() -> None:
                         for values in by_series.values():
                             inf = values["gwlog_request_duration_seconds_bucket+Inf"]
                             assert inf == values["gwlog_request_duration_seconds_count"]
-        except BaseException as exc:  # noqa: BLE001 - reported to the main thread
+        except BaseException as exc:  # reported to the main thread
             errors.append(exc)
 
     thread = threading.Thread(target=scrape)
