@@ -96,7 +96,9 @@ class PromServer:
                     return last
             if time.monotonic() > deadline:
                 health = [(t["scrapeUrl"], t["health"], t["lastError"]) for t in self.targets()]
-                raise AssertionError(f"timeout after {timeout}s waiting on {expr!r}: last={last} targets={health}")
+                raise AssertionError(
+                    f"timeout after {timeout}s waiting on {expr!r}: last={last} targets={health}"
+                )
             time.sleep(0.2)
 
     def wait_for_scrapes(self, n: int = 2, timeout: float = 30.0) -> None:
