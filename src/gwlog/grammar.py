@@ -1,0 +1,196 @@
+"""The request-line grammar, loaded once, and the built-in key table derived from it.
+
+``grammars/agentgateway.lark`` is the only place that states the key order and the value class of
+every key; this module reads both off the Lark rules (walking the ``builtins`` rule) so that the
+scanner and the reference parser can never disagree with the grammar or with each other.
+It also holds the per-terminal converters (text → typed Python value) both parsers share.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from lark import Lark
+from lark.grammar import NonTerminal, Rule, Terminal
+from lark.lexer import Lexer, LexerState, PatternStr, Token
+
+BUILTINS_RULE = "builtins"
+CUSTOM_RULE = "custom"
+
+_ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "r": "\r", "t": "\t", "0": "\0", "'": "'"}
+_ESCAPE = re.compile(r"\\(u\{[0-9a-fA-F]{1,6}\}|.)")
+
+
+def _unescape_one(m: re.Match[str]) -> str:
+    body = m.group(1)
+    if body[0] == "u" and len(body) > 1:
+        code = int(body[2:-1], 16)
+        # Rust never prints a surrogate or an out-of-range char; keep the line, mark the spot.
+        return "\ufffd" if code > 0x10FFFF or 0xD800 <= code <= 0xDFFF else chr(code)
+    return _ESCAPES.get(body, body)
+
+
+def unquote(text: str) -> str:
+    """A Rust-Debug quoted string (with its quotes) → the string it prints."""
+    inner = text[1:-1]
+    return _ESCAPE.sub(_unescape_one, inner) if "\\" in inner else inner
+
+
+def duration_ms(text: str) -> int:
+    return int(text[:-2])
+
+
+#: text → Python value, per value terminal of the grammar (raw/word/error values stay str).
+CONVERTERS: dict[str, Callable[[str], Any]] = {
+    "RAW": str,
+    "WORD": str,
+    "ERROR_RAW": str,
+    "INT": int,
+    "F64": float,
+    "QUOTED": unquote,
+    "DECIMAL": Decimal,
+    "DURATION": duration_ms,
+    "STRING": unquote,
+    "CINT": int,
+    "CFLOAT": float,
+    "TRUE": lambda _: True,
+    "FALSE": lambda _: False,
+    "NULL": lambda _: None,
+}
+
+
+def parse_timestamp(text: str) -> datetime:
+    """Gateway timestamp → aware UTC datetime; the fraction is a count of µs (``.5Z`` = 5 µs)."""
+    return datetime(
+        int(text[0:4]), int(text[5:7]), int(text[8:10]),
+        int(text[11:13]), int(text[14:16]), int(text[17:19]),
+        int(text[20:-1]), tzinfo=UTC,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class KeySpec:
+    """One built-in key: its place in the emission order and its value terminals (tried in order)."""
+
+    key: str
+    rule: str
+    rank: int
+    key_terminal: str
+    values: tuple[str, ...]
+
+
+class _NoLexer(Lexer):
+    """Tokens are fed by hand (gwlog.reference): raw values cannot be lexed without the parser."""
+
+    def __init__(self, conf: Any) -> None:
+        pass
+
+    def lex(self, lexer_state: LexerState, parser_state: Any) -> Iterator[Token]:
+        return iter(())
+
+
+@dataclass(frozen=True, slots=True)
+class Grammar:
+    """The loaded grammar plus everything derived from it."""
+
+    lark: Lark
+    keys: tuple[KeySpec, ...]
+    by_key: dict[str, KeySpec]
+    by_rule: dict[str, KeySpec]
+    patterns: dict[str, re.Pattern[str]]  # terminal name → compiled pattern
+    header: tuple[str, ...]  # terminals before the first pair (start rule)
+    custom_value_terminals: tuple[str, ...]
+
+    def spaced(self, terminal: str) -> bool:
+        """Whether values of this terminal may hold SP (raw: cut only at a later key boundary)."""
+        return self.patterns[terminal].fullmatch("a b=c") is not None
+
+    def quoted(self, terminal: str) -> bool:
+        return self.patterns[terminal].pattern.startswith('"')
+
+
+def _rules_by_origin(parser: Lark) -> dict[str, list[Rule]]:
+    out: dict[str, list[Rule]] = {}
+    for rule in parser.rules:
+        out.setdefault(rule.origin.name, []).append(rule)
+    return out
+
+
+def _pair_key(parser: Lark, rules: list[Rule]) -> tuple[str, str, tuple[str, ...]] | None:
+    """``name: "key=" VALUE _SP`` → (key, key terminal, value terminals), else None."""
+    first = rules[0].expansion[0] if rules[0].expansion else None
+    if not isinstance(first, Terminal):
+        return None
+    pattern = parser.get_terminal(first.name).pattern
+    if not isinstance(pattern, PatternStr) or not pattern.value.endswith("="):
+        return None
+    values = tuple(dict.fromkeys(r.expansion[1].name for r in rules))
+    return pattern.value[:-1], first.name, values
+
+
+def _walk(parser: Lark, by_origin: dict[str, list[Rule]], name: str, out: list[tuple[str, str, str,
+          tuple[str, ...]]]) -> None:
+    """Flatten a group rule in order: of its alternatives, follow the one naming the most keys."""
+    rules = by_origin[name]
+    pair = _pair_key(parser, rules)
+    if pair is not None:
+        if all(item[1] != name for item in out):
+            out.append((pair[0], name, pair[1], pair[2]))
+        return
+    best: list[tuple[str, str, str, tuple[str, ...]]] = []
+    for rule in rules:
+        seq = list(out)
+        for sym in rule.expansion:
+            if isinstance(sym, NonTerminal):
+                _walk(parser, by_origin, sym.name, seq)
+        if len(seq) > len(best):
+            best = seq
+    out[:] = best
+
+
+@cache
+def load() -> Grammar:
+    """Load ``agentgateway.lark`` (shipped inside the package) and derive the key table."""
+    text = resources.files("gwlog").joinpath("agentgateway.lark").read_text(encoding="utf-8")
+    parser = Lark(text, parser="lalr", lexer=_NoLexer, start="start", maybe_placeholders=False)
+    by_origin = _rules_by_origin(parser)
+    flat: list[tuple[str, str, str, tuple[str, ...]]] = []
+    _walk(parser, by_origin, BUILTINS_RULE, flat)
+    keys = tuple(KeySpec(k, rule, rank, term, values) for rank, (k, rule, term, values) in enumerate(flat))
+    patterns = {t.name: re.compile(t.pattern.to_regexp()) for t in parser.terminals}
+    header: list[str] = []
+    for sym in by_origin["start"][0].expansion:
+        if not isinstance(sym, Terminal):
+            break
+        header.append(sym.name)
+    custom = by_origin[CUSTOM_RULE][0].expansion
+    value_terms: dict[str, None] = {}
+    stack = [s.name for s in custom[2:]]
+    seen: set[str] = set()
+    while stack:
+        name = stack.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for rule in by_origin.get(name, []):
+            for sym in rule.expansion:
+                if isinstance(sym, Terminal):
+                    value_terms[sym.name] = None
+                else:
+                    stack.append(sym.name)
+    return Grammar(
+        lark=parser,
+        keys=keys,
+        by_key={s.key: s for s in keys},
+        by_rule={s.rule: s for s in keys},
+        patterns=patterns,
+        header=tuple(header),
+        custom_value_terminals=tuple(value_terms),
+    )

@@ -1,0 +1,284 @@
+"""Reference parser: Lark LALR over the grammar, the arbiter of what a request line means.
+
+Raw values may hold SP, ``=`` and client-controlled text, so no lexer can know where one ends. The
+parser lexes candidate boundaries (`` <built-in key>=``), then searches readings depth-first with
+Lark's interactive LALR parser: at each raw value the shortest cut whose key the parser accepts is
+tried first, and the search backtracks when the rest of the line does not parse. Failures are
+memoised per (position, LALR stack), so adversarial lines stay polynomial. Slow but exact: used for
+lines the scanner declines and by ``explain``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from typing import Any
+
+from lark import Token, Tree
+from lark.parsers.lalr_analysis import Shift
+from lark.parsers.lalr_interactive_parser import InteractiveParser
+
+from gwlog.events import ParsedLine
+from gwlog.grammar import BUILTINS_RULE, CONVERTERS, CUSTOM_RULE, Grammar, load, parse_timestamp
+
+_SP = "_SP"
+
+
+class _Found(Exception):
+    """Unwinds the search at the first complete reading (its tokens are in ``_Search.path``)."""
+
+
+class ReferenceParser:
+    """``parse(line) -> ParsedLine | str``: the reading defined by the grammar, or why there is none."""
+
+    def __init__(self, grammar: Grammar | None = None) -> None:
+        g = self.grammar = grammar or load()
+        alternation = "|".join(re.escape(s.key) for s in sorted(g.keys, key=lambda s: -len(s.key)))
+        self._boundary = re.compile(f" (?=({alternation})=)")
+        self._first_key = re.compile(f"({alternation})=")
+        self._key_terminal = {s.key: s.key_terminal for s in g.keys}
+        self._values = {s.key: s.values for s in g.keys}
+        self._spaced = {t: g.spaced(t) for s in g.keys for t in s.values}
+        self._quoted = {t: g.quoted(t) for s in g.keys for t in s.values}
+        self._last = g.keys[-1].key  # duration: custom fields follow it
+        self._custom_key = g.patterns["CUSTOM_KEY"]
+        self._custom_values = [(t, g.patterns[t]) for t in g.custom_value_terminals]
+
+    def parse(self, line: str) -> ParsedLine | str:
+        """The grammar's reading of one text request line (no wrapper, no trailing newline)."""
+        g = self.grammar
+        ip = g.lark.parse_interactive("")
+        pos = 0
+        ts = ""
+        for name in g.header:
+            m = g.patterns[name].match(line, pos)
+            if m is None:
+                return f"not a request line: expected {name} at column {pos}"
+            if name == "TIMESTAMP":
+                ts = m.group()
+            ip.feed_token(Token(name, m.group()))
+            pos = m.end()
+        try:
+            when = parse_timestamp(ts)
+        except ValueError as exc:
+            return f"bad timestamp {ts!r}: {exc}"
+        search = _Search(self, line[pos:])
+        tree = search.run(ip)
+        if tree is None:
+            return search.why()
+        fields = _fields(g, tree)
+        return ParsedLine(when, fields)
+
+
+class _Search:
+    """One line's depth-first search over boundary choices.
+
+    The search runs Lark's LALR table on state stacks only (no trees, cheap to copy); the chosen
+    token sequence is then fed to Lark's interactive parser once to build the parse tree.
+    """
+
+    def __init__(self, parser: ReferenceParser, rest: str) -> None:
+        self.p = parser
+        self.rest = rest
+        self.bounds: list[int] = []  # positions of the SP before a built-in key
+        self.key_at: dict[int, str] = {}  # position of a key's first char → key
+        m = parser._first_key.match(rest)
+        if m is not None:
+            self.key_at[0] = m.group(1)
+        for b in parser._boundary.finditer(rest):
+            self.bounds.append(b.start())
+            self.key_at[b.start() + 1] = b.group(1)
+        self.failed: set[tuple[int, tuple[int, ...]]] = set()
+        self.far = (-1, "empty line")
+        self.path: list[tuple[str, str]] = []
+        conf = parser.grammar.lark.parser.parser.parser.parse_table
+        self.states: dict[int, dict[str, tuple[Any, Any]]] = conf.states
+        self.end_state: int = conf.end_states["start"]
+
+    def why(self) -> str:
+        pos, msg = self.far
+        if not any(k == self.p._last for k in self.key_at.values()):
+            return "no duration=<N>ms field (truncated line, or duration removed from the log)"
+        return f"no reading: {msg} (column {pos} after the header)"
+
+    def _fail(self, pos: int, msg: str) -> None:
+        if pos >= self.far[0]:
+            self.far = (pos, msg)
+
+    def _step(self, stack: list[int], term: str) -> bool:
+        """Lark's LALR step (``ParserState.feed_token``) on the state stack alone."""
+        states = self.states
+        while True:
+            act = states[stack[-1]].get(term)
+            if act is None:
+                return False
+            action, arg = act
+            if action is Shift:
+                if term == "$END":
+                    return False
+                stack.append(arg)
+                return True
+            size = len(arg.expansion)
+            if size:
+                del stack[-size:]
+            stack.append(states[stack[-1]][arg.origin.name][1])
+            if term == "$END" and stack[-1] == self.end_state:
+                return True
+
+    def _push(self, stack: list[int], term: str, value: str) -> list[int] | None:
+        stack = stack.copy()
+        if not self._step(stack, term):
+            return None
+        self.path.append((term, value))
+        return stack
+
+    def run(self, ip: InteractiveParser) -> Tree[Token] | None:
+        try:
+            self._at(0, list(ip.parser_state.state_stack))
+        except _Found:
+            for term, value in self.path:
+                ip.feed_token(Token(term, value))
+            tree: Tree[Token] = ip.feed_eof(Token(_SP, ""))
+            return tree
+        return None
+
+    def _at(self, p: int, stack: list[int]) -> None:
+        """Try every reading of the pair starting at ``p``; raises _Found on a complete one."""
+        memo = (p, tuple(stack))
+        if memo in self.failed:
+            return
+        key = self.key_at.get(p)
+        if key is None:
+            self._fail(p, f"expected a built-in key at {self.rest[p : p + 30]!r}")
+        else:
+            after = self._push(stack, self.p._key_terminal[key], key + "=")
+            if after is None:
+                self._fail(p, f"{key}= out of order or repeated")
+            else:
+                self._values(key, p + len(key) + 1, after)
+                self.path.pop()
+        self.failed.add(memo)
+
+    def _values(self, key: str, v: int, stack: list[int]) -> None:
+        rest = self.rest
+        last = key == self.p._last
+        for term in self.p._values[key]:
+            pattern = self.p.grammar.patterns[term]
+            if self.p._spaced[term]:
+                # raw: end at a later key boundary, shortest first
+                for b in self.bounds[bisect.bisect_left(self.bounds, v) :]:
+                    value = rest[v:b]
+                    if pattern.fullmatch(value) is not None:
+                        self._then(stack, term, value, b, last)
+                continue
+            if self.p._quoted[term]:
+                m = pattern.match(rest, v)
+                if m is None:
+                    self._fail(v, f"{key}= value is not a complete quoted string")
+                    continue
+                end = m.end()
+            else:
+                end = rest.find(" ", v)
+                end = len(rest) if end < 0 else end
+                if pattern.fullmatch(rest, v, end) is None:
+                    self._fail(v, f"{key}={rest[v:end][:40]!r} is not {term}")
+                    continue
+            self._then(stack, term, rest[v:end], end, last)
+
+    def _then(self, stack: list[int], term: str, value: str, end: int, last: bool) -> None:
+        """Feed one value and go on: the next pair, or (after duration) the custom tail."""
+        after = self._push(stack, term, value)
+        if after is None:
+            return
+        if last:
+            self._tail(after, end)
+        elif end >= len(self.rest) or self.rest[end] != " ":
+            self._fail(end, "value not followed by SP")
+        elif end + 1 not in self.key_at:
+            self._fail(end + 1, f"value ends before {self.rest[end : end + 30]!r}, not a built-in key")
+        else:
+            after2 = self._push(after, _SP, " ")
+            if after2 is not None:
+                self._at(end + 1, after2)
+                self.path.pop()
+        self.path.pop()
+
+    def _tail(self, stack: list[int], pos: int) -> None:
+        """After ``duration``: typed custom fields only, each `` key=value``."""
+        rest = self.rest
+        n = len(rest)
+        mark = len(self.path)
+        stack = stack.copy()
+        try:
+            while pos < n:
+                if rest[pos] != " ":
+                    raise _TailError(pos, "custom fields must be separated by SP")
+                self._feed(stack, _SP, " ", pos)
+                m = self.p._custom_key.match(rest, pos + 1)
+                if m is None:
+                    raise _TailError(pos + 1, "expected a custom key=")
+                self._feed(stack, "CUSTOM_KEY", m.group(), pos + 1)
+                pos = m.end()
+                depth = 0
+                while True:
+                    term, text = self._custom_token(pos)
+                    self._feed(stack, term, text, pos)
+                    pos += len(text)
+                    depth += (term in ("_LBRACE", "_LBRACKET")) - (term in ("_RBRACE", "_RBRACKET"))
+                    if depth <= 0:
+                        break
+            if not self._step(stack, "$END"):
+                raise _TailError(pos, "line ends inside a custom value")
+        except _TailError as exc:
+            self._fail(exc.pos, exc.msg)
+            del self.path[mark:]
+        else:
+            raise _Found
+
+    def _feed(self, stack: list[int], term: str, value: str, pos: int) -> None:
+        if not self._step(stack, term):
+            raise _TailError(pos, f"custom value is not typed at {self.rest[pos : pos + 30]!r}")
+        self.path.append((term, value))
+
+    def _custom_token(self, pos: int) -> tuple[str, str]:
+        """Longest match among the custom-value terminals (string-aware by construction)."""
+        best: tuple[str, str] | None = None
+        for term, pattern in self.p._custom_values:
+            m = pattern.match(self.rest, pos)
+            if m is not None and m.end() > pos and (best is None or len(m.group()) > len(best[1])):
+                best = (term, m.group())
+        if best is None:
+            raise _TailError(pos, f"custom value is not typed at {self.rest[pos : pos + 30]!r}")
+        return best
+
+
+class _TailError(Exception):
+    def __init__(self, pos: int, msg: str) -> None:
+        self.pos, self.msg = pos, msg
+
+
+def _custom_value(node: Tree[Token] | Token) -> Any:
+    if isinstance(node, Token):
+        return CONVERTERS[node.type](node.value)
+    if node.data == "object":
+        return {CONVERTERS["STRING"](m.children[0]): _custom_value(m.children[1]) for m in node.children}
+    return [_custom_value(c) for c in node.children]
+
+
+def _fields(g: Grammar, tree: Tree[Token]) -> dict[str, Any]:
+    """Parse tree → fields in line order, typed."""
+    fields: dict[str, Any] = {}
+    for child in tree.children:
+        if not isinstance(child, Tree):
+            continue
+        if child.data == BUILTINS_RULE:
+            for pair in child.children:
+                assert isinstance(pair, Tree)
+                token = pair.children[0]
+                assert isinstance(token, Token)
+                fields[g.by_rule[str(pair.data)].key] = CONVERTERS[token.type](token.value)
+        elif child.data == CUSTOM_RULE:
+            key, value = child.children
+            assert isinstance(key, Token)
+            fields[key.value[:-1]] = _custom_value(value)
+    return fields
