@@ -21,7 +21,7 @@ log = logging.getLogger("gwlog.checkpoint")
 STATE_VERSION = 1
 
 
-class StateSaveError(OSError):
+class StateWriteError(OSError):
     """The state could not be written (disk full, permission, ...); the caller reports and retries."""
 
     def __init__(self, path: str, cause: OSError) -> None:
@@ -71,7 +71,7 @@ class StateFile:
         return None
 
     def save(self, state: dict[str, Any]) -> None:
-        """Write atomically; raises ``StateSaveError`` (old state intact) instead of crashing."""
+        """Write atomically; raises ``StateWriteError`` (old state intact) instead of crashing."""
         body = {**state, "version": STATE_VERSION}
         data = orjson.dumps(body)
         d = os.path.dirname(os.path.abspath(self.path))
@@ -89,7 +89,7 @@ class StateFile:
         except OSError as e:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
-            raise StateSaveError(self.path, e) from e
+            raise StateWriteError(self.path, e) from e
         try:
             dfd = os.open(d, os.O_RDONLY)
             try:
@@ -97,4 +97,4 @@ class StateFile:
             finally:
                 os.close(dfd)
         except OSError as e:
-            raise StateSaveError(self.path, e) from e
+            raise StateWriteError(self.path, e) from e

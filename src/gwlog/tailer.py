@@ -50,6 +50,10 @@ _KUBELET_RE = re.compile(r"/[^/]+_[^/]+_([^/_]+)/([^/]+)/\d+\.log$")
 _KUBELET_SUFFIX = ".[0-9]" + "[0-9]" * 7 + "-" + "[0-9]" * 6
 
 
+class TailerError(LookupError):
+    """A source that cannot be resolved (unknown or ambiguous docker container); one-line message."""
+
+
 @dataclass(slots=True)
 class Line:
     """One line (without its ``\\n``) and where it came from; ``end`` is past the ``\\n``."""
@@ -86,7 +90,7 @@ def resolve_docker_container(name_or_id: str, docker_root: str = "/var/lib/docke
     try:
         ids = sorted(os.listdir(base))
     except OSError as e:
-        raise LookupError(f"cannot list {base}: {e.strerror}") from e
+        raise TailerError(f"cannot list {base}: {e.strerror}") from e
     want = name_or_id.lstrip("/")
     found = [i for i in ids if i == want]
     if not found:
@@ -101,9 +105,9 @@ def resolve_docker_container(name_or_id: str, docker_root: str = "/var/lib/docke
             if isinstance(name, str) and name.lstrip("/") == want:
                 found.append(i)
     if not found:
-        raise LookupError(f"no docker container {name_or_id!r} under {base}")
+        raise TailerError(f"no docker container {name_or_id!r} under {base}")
     if len(found) > 1:
-        raise LookupError(f"docker container {name_or_id!r} is ambiguous: {', '.join(x[:12] for x in found)}")
+        raise TailerError(f"docker container {name_or_id!r} is ambiguous: {', '.join(x[:12] for x in found)}")
     cid = found[0]
     return os.path.join(base, cid, f"{cid}-json.log")
 
@@ -309,21 +313,21 @@ class Tailer:
                 rec.ahead[ln.start] = ln.end
 
     def stats(self) -> dict[str, Any]:
-        """Self-metrics: lag bytes, rotations and open files per source, data lost by reason."""
-        sources: dict[str, dict[str, int]] = {}
+        """Self-metrics: lag bytes and rotations per source_key, open fds, data lost by reason."""
+        lag: dict[str, int] = {}
         open_files = 0
         for src in self._sources.values():
             for r in self._readers(src):
                 open_files += 1
-                s = sources.setdefault(r.source_key, {"lag_bytes": 0, "open_files": 0, "rotations": 0})
-                s["open_files"] += 1
                 rec = self._recs.get(r.fp) if r.fp else None
-                acked = rec.acked_end if rec else 0
-                if not r.is_gz:
-                    s["lag_bytes"] += max(0, r.size - acked)
-        for key, n in self._rotations.items():
-            sources.setdefault(key, {"lag_bytes": 0, "open_files": 0, "rotations": 0})["rotations"] = n
-        return {"sources": sources, "data_lost": dict(self._data_lost), "open_files": open_files}
+                behind = 0 if r.is_gz else max(0, r.size - (rec.acked_end if rec else 0))
+                lag[r.source_key] = lag.get(r.source_key, 0) + behind
+        return {
+            "lag_bytes": lag,
+            "rotations": dict(self._rotations),
+            "data_lost": dict(self._data_lost),
+            "open_files": open_files,
+        }
 
     def close(self) -> None:
         """Close every held fd (positions survive only through ``state()``)."""
@@ -375,7 +379,7 @@ class Tailer:
             if pat.startswith("docker:"):
                 try:
                     paths.append(resolve_docker_container(pat[7:], self.docker_root))
-                except LookupError as e:
+                except TailerError as e:
                     self._warn_once(f"docker:{pat}", "gwlog tail: %s (retrying)", e)
             else:
                 paths.extend(sorted(glob.glob(pat)))
