@@ -684,3 +684,29 @@ def test_event_id_is_stable_across_copies_and_gz(log: Path) -> None:
 def test_state_rejects_other_versions() -> None:
     with pytest.raises(ValueError, match="version"):
         Tailer(["/nonexistent"], state={"version": 99, "files": {}})
+
+
+def test_rename_undone_is_not_read_twice(log: Path) -> None:
+    t, w = started(log)
+    os.rename(log, log.with_name("app.log.20240101-120000"))
+    assert_once(collect(t), list(range(11, 16)))  # path gone: drained through the held fd
+    os.rename(log.with_name("app.log.20240101-120000"), log)  # the kubelet undid a failed rotation
+    w.write(lines(16, 17))
+    assert_once(collect(t, settle=GRACE * 2), [16, 17])
+    assert t.stats()["open_files"] == 1
+    t.close()
+
+
+def test_state_forgets_files_that_no_longer_exist(log: Path) -> None:
+    t, w = started(log)
+    w.close()
+    for n in range(3):
+        os.rename(log, log.with_name("app.log.1"))
+        log.write_bytes(lines(100 * (n + 1), 100 * (n + 1) + 2))
+        collect(t, settle=GRACE * 2)
+        log.with_name("app.log.1").unlink()
+    collect(t)
+    files = t.state()["files"]
+    assert list(files) == [fingerprint(ln(300))]
+    assert files[fingerprint(ln(300))]["acked_end"] == log.stat().st_size
+    t.close()

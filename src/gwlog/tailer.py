@@ -216,6 +216,7 @@ class _Source:
     backoff: float = 0.0
     problem: str | None = None
     gone: bool = False
+    fresh: bool = False  # first seen at startup with no saved positions: ignore its rotated files
 
 
 class Tailer:
@@ -260,7 +261,6 @@ class Tailer:
         self._first_scan = True
         self._rr = 0
         self._state_keys: set[str] = set()
-        self._seen_fps: set[str] = set()
         self._fresh = state is None
         if state is not None:
             self._load_state(state)
@@ -342,8 +342,13 @@ class Tailer:
     def poll(self, max_lines: int = 100_000) -> list[Line]:
         """Check rotations, then read up to about ``max_lines`` complete lines (bounded reads)."""
         now = time.monotonic()
-        if now >= self._next_rescan:
-            self._rescan(now)
+        due = now >= self._next_rescan
+        fresh = self._discover(now) if due else set()
+        for src in list(self._sources.values()):
+            if now >= src.retry_at and src.path not in fresh:
+                self._check(src, now)
+        if due:
+            self._rescan_siblings(now, fresh)
             self._next_rescan = now + self.rescan_interval
         out: list[Line] = []
         srcs = list(self._sources.values())
@@ -351,9 +356,7 @@ class Tailer:
             self._rr = (self._rr + 1) % len(srcs)
             srcs = srcs[self._rr :] + srcs[: self._rr]
         for src in srcs:
-            if now >= src.retry_at:
-                self._check(src, now)
-            for r in [*src.drains, *([src.live] if src.live else [])]:
+            for r in self._readers(src):
                 if len(out) >= max_lines:
                     break
                 if now >= r.retry_at:
@@ -385,10 +388,11 @@ class Tailer:
                 paths.extend(sorted(glob.glob(pat)))
         return paths
 
-    def _rescan(self, now: float) -> None:
-        """Glob again: new matches become sources; duplicates of one real file are followed once."""
+    def _discover(self, now: float) -> set[str]:
+        """Glob again: new matches become sources (one real file is followed once); returns them."""
         reals: dict[str, str] = {os.path.realpath(s.path): s.path for s in self._sources.values()}
         startup = self._first_scan
+        fresh: set[str] = set()
         for path in self._expand():
             if path in self._sources:
                 continue
@@ -399,30 +403,43 @@ class Tailer:
             src = _Source(path, key, sibs)
             reals[real] = path
             self._sources[path] = src
-            new_here = startup and (self._fresh or key not in self._state_keys)
-            self._open_live(src, now, startup_new=new_here, resume=startup and not new_here)
-            self._scan_siblings(src, now, ignore=new_here)
-        if startup:
-            self._first_scan = False
-            self._forget_unseen()
+            src.fresh = startup and (self._fresh or key not in self._state_keys)
+            self._open_live(src, now, startup_new=src.fresh)
+            fresh.add(path)
+        return fresh
+
+    def _rescan_siblings(self, now: float, fresh: set[str]) -> None:
+        """Look at every source's rotated files, then forget what no longer exists."""
+        seen: set[str] = set()
+        complete = True
+        for src in self._sources.values():
+            got, ok = self._scan_siblings(src, now, ignore=src.path in fresh and src.fresh)
+            seen |= got
+            complete &= ok and src.problem is None
+        self._prune(seen, complete, report=self._first_scan)
+        self._first_scan = False
         for path in [p for p, s in self._sources.items() if s.gone and not s.drains and s.live is None]:
             del self._sources[path]
 
-    def _forget_unseen(self) -> None:
-        """After the first scan, unfinished fingerprints found nowhere were lost while we were down."""
-        active = {r.fp for s in self._sources.values() for r in self._readers(s) if r.fp}
+    def _prune(self, seen: set[str], complete: bool, *, report: bool) -> None:
+        """Forget fingerprints whose files are gone, so the state stays small; at startup, an
+        unfinished one found nowhere was lost while gwlog was down, which is reported."""
+        if not complete:
+            return  # a file we could not fingerprint may be one of them: decide next time
+        seen |= {r.fp for s in self._sources.values() for r in self._readers(s) if r.fp}
         for fp, rec in list(self._recs.items()):
-            if fp in active or rec.done or fp in self._seen_fps:
+            if fp in seen or not (rec.done or report):
                 continue
-            if rec.acked_end < rec.size:
+            if not rec.done and rec.acked_end < rec.size:
                 self._lost(
                     "vanished",
                     "gwlog tail: %s (fingerprint %s) disappeared while stopped with %d unread bytes",
                     rec.last_path, fp, rec.size - rec.acked_end,
                 )  # fmt: skip
             del self._recs[fp]
+        self._ignored &= seen
 
-    def _open(self, path: str, is_gz: bool, now: float) -> _Reader | None:
+    def _open(self, path: str, is_gz: bool, now: float) -> _Reader:
         f = open(path, "rb")  # noqa: SIM115 - held open on purpose
         try:
             st = os.fstat(f.fileno())
@@ -449,8 +466,9 @@ class Tailer:
         r.offset = rec.emitted_end if start is None else start
         rec.emitted_end = r.offset
 
-    def _open_live(self, src: _Source, now: float, *, startup_new: bool, resume: bool) -> None:
-        """Open the file now at ``src.path``; at startup honour from_end / saved positions."""
+    def _open_live(self, src: _Source, now: float, *, startup_new: bool = False) -> None:
+        """Open the file now at ``src.path``: a known fingerprint resumes where it was, a new file
+        starts at 0 (or, first seen at startup with from_end, after its last complete line)."""
         try:
             r = self._open(src.path, False, now)
         except FileNotFoundError:
@@ -459,25 +477,24 @@ class Tailer:
         except OSError as e:
             self._problem(src, now, f"cannot read {src.path}: {e.strerror or e}")
             return
-        assert r is not None
         if src.problem:
             log.warning("gwlog tail: %s is readable again", src.path)
         src.problem, src.backoff, src.gone = None, 0.0, False
-        key, sibs = _classify(src.path, os.path.realpath(src.path))
-        src.siblings = sibs
+        key, src.siblings = _classify(src.path, os.path.realpath(src.path))
+        for d in src.drains:
+            if (d.dev, d.ino) == (r.dev, r.ino):  # moved back (e.g. the kubelet undid a rename)
+                r.close()
+                src.drains.remove(d)
+                d.live, src.live = True, d
+                return
         r.fp = fingerprint(r.head())
-        if r.fp is not None:
-            self._seen_fps.add(r.fp)
         start: int | None = 0
         rec = self._recs.get(r.fp) if r.fp else None
-        if rec is not None and resume:
-            start = None
-            if rec.retired:
-                self._warn_once(f"done:{r.fp}", "gwlog tail: %s was already read to its end", src.path)
-                start = rec.final_end
-            elif rec.emitted_end > r.size:
+        if rec is not None:
+            start = rec.final_end if rec.retired else None
+            if rec.emitted_end > r.size:
                 self._lost(
-                    "truncated", "gwlog tail: %s shrank below its saved offset while stopped", src.path
+                    "truncated", "gwlog tail: %s shrank below its saved offset while unwatched", src.path
                 )
                 rec.acked_end = rec.emitted_end = 0
                 rec.ahead.clear()
@@ -520,8 +537,12 @@ class Tailer:
         self._fp_cache[key] = fp
         return fp
 
-    def _scan_siblings(self, src: _Source, now: float, *, ignore: bool) -> None:
-        """Rotated files: resume known fingerprints, read unknown ones from 0 (or ignore at first start)."""
+    def _scan_siblings(self, src: _Source, now: float, *, ignore: bool) -> tuple[set[str], bool]:
+        """Rotated files: resume known fingerprints, read unknown ones from 0 (or ignore at first start).
+
+        Returns the fingerprints seen and whether every sibling could be fingerprinted."""
+        seen: set[str] = set()
+        complete = True
         held = {(r.dev, r.ino) for s in self._sources.values() for r in self._readers(s)}
         active = {r.fp for s in self._sources.values() for r in self._readers(s) if r.fp}
         live_paths = set(self._sources)
@@ -539,8 +560,9 @@ class Tailer:
         for _, p, st in sorted(found):
             fp = self._fp_of_path(p, st)
             if fp is None:
+                complete = False
                 continue
-            self._seen_fps.add(fp)
+            seen.add(fp)
             if fp in active or fp in self._ignored:
                 continue
             rec = self._recs.get(fp)
@@ -554,19 +576,19 @@ class Tailer:
             except OSError as e:
                 self._warn_once(f"sib:{p}", "gwlog tail: cannot read rotated file %s: %s", p, e.strerror or e)
                 continue
-            assert r is not None
             r.fp, r.live = fp, False
             if rec is None:
                 log.info("gwlog tail: reading rotated file %s from 0 (unknown fingerprint %s)", p, fp)
             self._attach(r, src.key if rec is None else rec.source_key, None if rec else 0)
             src.drains.append(r)
             active.add(fp)
+        return seen, complete
 
     def _check(self, src: _Source, now: float) -> None:
         """The rotation state machine for one live path."""
         live = src.live
         if live is None:
-            self._open_live(src, now, startup_new=False, resume=False)
+            self._open_live(src, now)
             if src.live is not None and src.drains:
                 self._rotated(src, now)
             return
@@ -586,7 +608,7 @@ class Tailer:
             live.live = False
             src.drains.append(live)
             src.live = None
-            self._open_live(src, now, startup_new=False, resume=False)
+            self._open_live(src, now)
             self._rotated(src, now)
             return
         if st.st_size == live.size and st.st_mtime_ns == live.mtime:
@@ -655,7 +677,8 @@ class Tailer:
                     r.fp = hashlib.sha256(r.pending[:FP_BYTES]).hexdigest()[:16]
                     self._attach(r, r.source_key, 0)
                 end = r.read_pos
-                out.append(Line(r.source_key, r.fp, r.offset, end, r.pending, r.path, FLAG_UNTERMINATED))
+                flags = FLAG_UNTERMINATED | (FLAG_SPLIT | FLAG_SPLIT_LAST if r.splitting else 0)
+                out.append(Line(r.source_key, r.fp, r.offset, end, r.pending, r.path, flags))
                 r.offset, r.pending = end, b""
             if r.fp is not None:
                 rec = self._recs[r.fp]
