@@ -223,3 +223,16 @@ def test_million_forged_emails_keep_memory_and_metrics_bounded() -> None:
     assert len(text) < 1_500_000  # ~7 series per admitted user, not per forged address
     assert samples(store)[("gwlog_series_overflow_total", (("label", "user"),))] == 999_000
     assert totals(store)["requests"] == 1_000_000
+
+
+def test_restore_under_tighter_limits_folds_every_label_exactly() -> None:
+    free = MetricsStore()
+    for e in random_events(600, 11):
+        free.observe(e)
+    tight = MetricsStore(limits=CardinalityLimits(default_max=1))
+    tight.restore(free.snapshot())
+    assert totals(tight) == totals(free)
+    for label in ("user", "team", "provider", "model", "status"):
+        assert len(label_values(tight, "gwlog_requests_total", label) - {OTHER}) <= 1
+    assert len(label_values(tight, "gwlog_request_duration_seconds_count", "team") - {OTHER}) <= 1
+    assert promtool_check(tight.exposition()).stdout == b""
