@@ -148,6 +148,7 @@ class History:
             fam = self.families.get(name)
             if fam is None:
                 fam = self.families[name] = Family(name, ofam.kind, ofam.help)
+            fam.help = fam.help or ofam.help
             for labels, points in ofam.series.items():
                 for step, samples in points.items():
                     for key, value in samples.items():

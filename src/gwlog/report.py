@@ -28,6 +28,8 @@ from typing import Any
 
 import orjson
 
+from gwlog import archive
+
 GROUPS = ("user", "team", "provider", "model", "day")
 FORMATS = ("table", "json", "csv")
 TOKEN_COLUMNS = (
@@ -211,17 +213,13 @@ def build_report(
 # -- input ------------------------------------------------------------------------------------
 
 
-def open_text(path: str | Path) -> io.BufferedIOBase:
-    """A binary stream over a plain or gzip file (detected by magic bytes, not the name)."""
-    f = open(path, "rb")  # noqa: SIM115 - returned to the caller
-    if f.peek(2)[:2] == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=f, mode="rb")  # type: ignore[return-value]
-    return f
-
-
 def is_archive(path: str | Path) -> bool:
-    """An archive file's lines are JSON objects with gwlog's ``id``/``ts``/``fields`` keys."""
-    with open_text(path) as f:
+    """An archive's lines are JSON objects with gwlog's ``id``/``ts``/``fields`` keys.
+
+    ``.gz`` by name, as ``gwlog.archive`` writes and reads them.
+    """
+    opener: Any = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as f:
         for line in f:
             if line.strip():
                 try:
@@ -232,21 +230,14 @@ def is_archive(path: str | Path) -> bool:
     return False
 
 
-def iter_archive(path: str | Path) -> Iterator[dict[str, Any]]:
-    with open_text(path) as f:
-        for line in f:
-            if line.strip():
-                yield orjson.loads(line)
-
-
 def iter_records(paths: Iterable[str | Path]) -> Iterator[dict[str, Any]]:
     """Records from archives and raw logs alike; raw logs go through backfill's reader."""
-    from gwlog.backfill import iter_events
-
     for path in paths:
         if is_archive(path):
-            yield from iter_archive(path)
+            yield from archive.iter_records([path])
         else:
+            from gwlog.backfill import iter_events  # the whole parsing stack, only when needed
+
             for event in iter_events(path):
                 yield event.to_record()
 
