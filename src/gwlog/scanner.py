@@ -1,0 +1,292 @@
+"""The hot path: a single left-to-right pass over a text request line, or a decline.
+
+The scanner follows exactly the first path the reference parser's search explores: the real
+``duration`` is the only `` duration=`` in the line (§9.4; more than one → decline), a raw value
+ends at the first SP followed by a built-in key later in the grammar's order, other values are
+type-checked with the grammar's own terminal patterns. Anything that would make the reference
+parser backtrack or choose (an out-of-order or repeated key candidate, a failed type check, a
+custom tail it cannot read) makes it DECLINE, and the reader falls back to the reference parser.
+So when it accepts, its fields equal the reference parser's. Key table and patterns: gwlog.grammar.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from gwlog.events import ParsedLine
+from gwlog.grammar import CONVERTERS, Grammar, load, parse_timestamp
+
+_RAW, _TOKEN, _QUOTED, _QUOTED_OR_RAW = 0, 1, 2, 3
+
+_Conv = Callable[[str], Any]
+_MAX_SHAPES = 4096
+_MAX_SECONDS = 1024  # timestamps: the datetime of each recent second, the µs fraction added per line
+# per key sequence: (INT keys, (key, kind, converter, check, quoted pattern) of other typed keys)
+_ShapeInfo = tuple[tuple[str, ...], tuple[tuple[Any, ...], ...]]
+
+
+def _int(text: str) -> int | None:
+    """INT (``-?[0-9]+``) without a regex; ``int()`` alone would accept `` 1``, ``+1``, ``1_0``, ``٣``."""
+    body = text[1:] if text[:1] == "-" else text
+    return int(text) if body.isdigit() and body.isascii() else None
+
+
+class Scanner:
+    """``scan(line) -> ParsedLine | None``; None = declined (the reference parser decides)."""
+
+    def __init__(self, grammar: Grammar | None = None) -> None:
+        g = self.grammar = grammar or load()
+        pat = g.patterns
+        self._header = re.compile("".join(f"(?P<{t}>{pat[t].pattern})" if t == "TIMESTAMP" else
+                                          f"(?:{pat[t].pattern})" for t in g.header))
+        last = g.keys[-1]
+        self._last_key = " " + last.key + "="
+        (last_term,) = last.values
+        self._last_pattern = pat[last_term]
+        self._last_conv = CONVERTERS[last_term]
+        self._last_name = last.key
+        table: dict[str, tuple[int, str, int, _Conv, re.Pattern[str] | None, re.Pattern[str] | None]] = {}
+        for spec in g.keys[:-1]:
+            values = spec.values
+            spaced = [g.spaced(t) for t in values]
+            quoted = [g.quoted(t) for t in values]
+            if len(values) == 1 and spaced[0]:
+                kind = _RAW
+            elif len(values) == 1 and quoted[0]:
+                kind = _QUOTED
+            elif len(values) == 1:
+                kind = _TOKEN
+            elif len(values) == 2 and quoted[0] and spaced[1]:
+                kind = _QUOTED_OR_RAW
+            else:  # pragma: no cover - a grammar change the scanner does not know: fail loudly
+                raise ValueError(f"scanner cannot handle value classes {values} of {spec.key}")
+            q = next((pat[t] for t, is_q in zip(values, quoted, strict=True) if is_q), None)
+            other = values[-1]
+            # INT and WORD are checked inline (hot), RAW needs no check
+            check = None if other in ("RAW", "INT", "WORD") else pat[other]
+            table[spec.key] = (spec.rank, spec.key, kind, CONVERTERS[other], check, q)
+        self._table = table
+        self._seconds: dict[str, datetime] = {}
+        self._shapes: dict[tuple[str, ...], _ShapeInfo | bool] = {}
+        self._typed = frozenset(k for k, spec in table.items() if spec[2] != _RAW and (spec[2] != _TOKEN or spec[3] is int or spec[4] is not None))
+        self._may_be_empty = frozenset(k for k, spec in table.items() if spec[2] in (_RAW, _QUOTED_OR_RAW))
+        self._quoted_conv = CONVERTERS["QUOTED"]
+        cv = g.custom_value_terminals
+        key = pat["CUSTOM_KEY"].pattern
+        # CFLOAT before CINT: the first alternative that matches must be the longest match
+        scalars = sorted((t for t in cv if t in ("STRING", "CFLOAT", "CINT", "TRUE", "FALSE")),
+                         key=lambda t: t == "CINT")
+        alts = "|".join(f"(?P<{t}>{pat[t].pattern})" for t in scalars)
+        self._pair = re.compile(f" ({key})(?:{alts})(?= |$)")
+        self._scalar = re.compile("|".join(f"(?P<{t}>{pat[t].pattern})" for t in scalars))
+        self._key_only = re.compile(f" ({key})")
+        self._string = pat["STRING"]
+
+    def scan(self, line: str) -> ParsedLine | None:
+        m = self._header.match(line)
+        if m is None or "\n" in line:
+            return None
+        start = m.end()
+        d = line.rfind(self._last_key)
+        if d < start - 1 or line.find(self._last_key, start - 1) != d:
+            return None
+        j = d + len(self._last_key)
+        e = line.find(" ", j)
+        if e < 0:
+            e = len(line)
+        dv = line[j:e]
+        if self._last_pattern.fullmatch(dv) is None:
+            return None
+        fields: dict[str, Any] = {}
+        if d >= start and not self._builtins(line[start:d], fields):
+            return None
+        fields[self._last_name] = self._last_conv(dv)
+        if e < len(line) and not self._tail(line, e, fields):
+            return None
+        ts = m.group("TIMESTAMP")
+        base = self._seconds.get(ts[:19])
+        if base is None:
+            try:
+                base = parse_timestamp(ts[:20] + "0Z")
+            except ValueError:
+                return None
+            if len(self._seconds) >= _MAX_SECONDS:
+                self._seconds.clear()
+            self._seconds[ts[:19]] = base
+        return ParsedLine(base.replace(microsecond=int(ts[20:-1])), fields)
+
+    def _builtins(self, body: str, fields: dict[str, Any]) -> bool:
+        """Built-in pairs before ``duration``; False = decline.
+
+        Fast path (almost every real line): every SP-separated token is ``known-key=value``, keys
+        strictly in order, so no raw value holds an SP; the dict is built at C speed and only the
+        typed values are visited. Otherwise the token loop of ``_builtins_loop`` decides.
+        """
+        parts = body.split(" ")
+        try:
+            pairs = dict([p.split("=", 1) for p in parts])
+        except ValueError:  # a token without "=": part of a raw (or quoted) value
+            return self._builtins_loop(parts, fields)
+        shape = tuple(pairs)
+        typed = self._shapes.get(shape)
+        if typed is None:
+            typed = self._shape(shape, len(parts))
+        if typed is False:
+            return self._builtins_loop(parts, fields)
+        if "" in pairs.values() and any(v == "" and k not in self._may_be_empty for k, v in pairs.items()):
+            return False
+        ints, others = typed
+        for key in ints:
+            v = pairs[key]
+            digits = v[1:] if v[:1] == "-" else v
+            if not (digits.isdigit() and digits.isascii()):
+                return False
+            pairs[key] = int(v)
+        for key, kind, conv, check, q in others:
+            v = pairs[key]
+            if kind == _TOKEN:
+                if check.fullmatch(v) is None:
+                    return False
+                pairs[key] = conv(v)
+            elif v[:1] == '"':  # quoted, or quoted-or-raw starting with a quote
+                if q.fullmatch(v) is None:
+                    return False
+                pairs[key] = self._quoted_conv(v)
+            elif kind == _QUOTED or (check is not None and check.fullmatch(v) is None):
+                return False
+        fields.update(pairs)
+        return True
+
+    def _shape(self, shape: tuple[str, ...], n: int) -> _ShapeInfo | bool:
+        """For a key sequence: the typed keys to check, or False when the token loop must decide
+        (unknown or repeated key, keys out of order). Cached: real logs have few distinct shapes."""
+        table = self._table
+        ranks = [table[k][0] if k in table else -1 for k in shape]
+        ok = len(shape) == n and -1 not in ranks and ranks == sorted(ranks)
+        info: _ShapeInfo | bool = False
+        if ok:
+            typed = [k for k in shape if k in self._typed]
+            ints = tuple(k for k in typed if table[k][2] == _TOKEN and table[k][3] is int)
+            info = (ints, tuple((k, *table[k][2:]) for k in typed if k not in ints))
+        if len(self._shapes) < _MAX_SHAPES:
+            self._shapes[shape] = info
+        return info
+
+    def _builtins_loop(self, parts: list[str], fields: dict[str, Any]) -> bool:
+        """Token loop: greedy shortest raw values, the reference parser's first path."""
+        table = self._table
+        last = -1
+        raw_key: str | None = None  # the raw value being extended
+        raw_parts: list[str] = []
+        tokens = iter(parts)
+        for tok in tokens:
+            k, eq, v = tok.partition("=")
+            spec = table.get(k) if eq else None
+            if spec is None:
+                if raw_key is None:
+                    return False
+                raw_parts.append(tok)
+                continue
+            rank, key, kind, conv, check, q = spec
+            if rank <= last:  # a key candidate the grammar may or may not cut at: let it decide
+                return False
+            last = rank
+            if raw_key is not None:
+                fields[raw_key] = " ".join(raw_parts)
+                raw_key = None
+            if kind == _TOKEN:
+                if conv is int:
+                    value = _int(v)
+                    if value is None:
+                        return False
+                    fields[key] = value
+                elif not v or (check is not None and check.fullmatch(v) is None):
+                    return False
+                else:
+                    fields[key] = conv(v)
+            elif kind == _RAW or (kind == _QUOTED_OR_RAW and v[:1] != '"'):
+                if check is not None and check.fullmatch(v) is None:
+                    return False  # e.g. raw error starting with a quote: quoted-only
+                raw_key = key
+                raw_parts = [v]
+            else:
+                assert q is not None
+                while q.fullmatch(v) is None:
+                    nxt = next(tokens, None)
+                    if nxt is None or q.match(v) is not None:
+                        return False
+                    v = v + " " + nxt
+                fields[key] = self._quoted_conv(v)
+        if raw_key is not None:
+            fields[raw_key] = " ".join(raw_parts)
+        return True
+
+    def _tail(self, line: str, pos: int, fields: dict[str, Any]) -> bool:
+        """Custom fields after ``duration``: `` key=value``, every value typed; False = decline."""
+        n = len(line)
+        pair = self._pair.match
+        while pos < n:
+            m = pair(line, pos)
+            if m is not None:
+                kind = m.lastgroup
+                assert kind is not None
+                fields[m.group(1)[:-1]] = CONVERTERS[kind](m.group(kind))
+                pos = m.end()
+                continue
+            km = self._key_only.match(line, pos)
+            if km is None:
+                return False
+            try:
+                value, pos = self._nested(line, km.end(), False)
+            except ValueError:
+                return False
+            if pos < n and line[pos] != " ":
+                return False
+            fields[km.group(1)[:-1]] = value
+        return True
+
+    def _nested(self, s: str, pos: int, inner: bool) -> tuple[Any, int]:
+        """One CEL value at ``pos`` (objects/arrays recursively); ValueError when it is not one."""
+        c = s[pos : pos + 1]
+        if c == "{":
+            obj: dict[str, Any] = {}
+            pos += 1
+            if s.startswith("}", pos):
+                return obj, pos + 1
+            while True:
+                m = self._string.match(s, pos)
+                if m is None or not s.startswith(": ", m.end()):
+                    raise ValueError("object key")
+                value, pos = self._nested(s, m.end() + 2, True)
+                obj[self._quoted_conv(m.group())] = value
+                if s.startswith(", ", pos):
+                    pos += 2
+                elif s.startswith("}", pos):
+                    return obj, pos + 1
+                else:
+                    raise ValueError("object")
+        if c == "[":
+            arr: list[Any] = []
+            pos += 1
+            if s.startswith("]", pos):
+                return arr, pos + 1
+            while True:
+                value, pos = self._nested(s, pos, True)
+                arr.append(value)
+                if s.startswith(", ", pos):
+                    pos += 2
+                elif s.startswith("]", pos):
+                    return arr, pos + 1
+                else:
+                    raise ValueError("array")
+        if inner and s.startswith("()", pos):
+            return None, pos + 2
+        m = self._scalar.match(s, pos)
+        if m is None:
+            raise ValueError("scalar")
+        kind = m.lastgroup
+        assert kind is not None
+        return CONVERTERS[kind](m.group(kind)), m.end()
