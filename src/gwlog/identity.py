@@ -35,13 +35,13 @@ from gwlog.events import Identity
 # --------------------------------------------------------------------------------------------
 
 
-def _check_keys(section: Mapping[str, Any], allowed: Iterable[str], file: str, name: str) -> None:
+def _check_keys(section: Mapping[str, Any], allowed: Iterable[str], file: str, where: str) -> None:
     allowed = tuple(allowed)
     for key in section:
         if key not in allowed:
             close = difflib.get_close_matches(key, allowed, n=1)
             fix = f"did you mean {close[0]!r}?" if close else f"use one of: {', '.join(allowed)}"
-            raise ConfigError(file, f"[{name}] {key}", "unknown key", fix)
+            raise ConfigError(file, f"{where} {key}", "unknown key", fix)
 
 
 def _str_list(value: Any, file: str, key: str, example: str) -> tuple[str, ...]:
@@ -178,7 +178,7 @@ class IdentityConfig:
 
     @classmethod
     def from_section(cls, section: dict[str, Any], file: str) -> Self:
-        _check_keys(section, cls.KEYS, file, "identity")
+        _check_keys(section, cls.KEYS, file, "[identity]")
         kw: dict[str, Any] = {}
         for attr, defaults in DEFAULT_CANDIDATES.items():
             if attr in section:
@@ -248,7 +248,7 @@ class TeamConfig:
 
     @classmethod
     def from_section(cls, section: dict[str, Any], file: str) -> Self:
-        _check_keys(section, cls.KEYS, file, "teams")
+        _check_keys(section, cls.KEYS, file, "[teams]")
         if "teams_file" not in section:
             return cls._rules(section, file, None)
         extra = sorted(set(section) - {"teams_file"})
@@ -277,7 +277,7 @@ class TeamConfig:
         if "teams_file" in section:
             raise ConfigError(path, "[teams] teams_file", "a teams file cannot point to another one",
                               "remove teams_file from the teams file")  # fmt: skip
-        _check_keys(section, cls.KEYS, path, "teams")
+        _check_keys(section, cls.KEYS, path, "[teams]")
         return cls._rules(section, path, path)
 
     def reload(self) -> TeamConfig:
@@ -355,7 +355,7 @@ class TeamConfig:
         for i, item in enumerate(value):
             key = f"[[teams.regex]] #{i + 1}"
             rule = _table(item, file, key, example)
-            _check_keys(rule, ("pattern", "team", "on"), file, f"[teams.regex] #{i + 1}")
+            _check_keys(rule, ("pattern", "team", "on"), file, key)
             if "pattern" not in rule or "team" not in rule:
                 raise ConfigError(file, key, "needs both pattern and team", f"write {example}")
             pattern = _str(rule["pattern"], file, f"{key} pattern", '"^sec-"')
@@ -383,7 +383,7 @@ class TeamConfig:
                 if not self.groups:
                     return groups[0]
                 for group in groups:
-                    if team := self.groups.get(group.lower()):
+                    if team := self.groups.get(_norm_group(group)):
                         return team
             elif kind == "regex":
                 values = {"user": user, "email": email, "id": user_id, "name": name}
@@ -431,7 +431,7 @@ class PrivacyConfig:
 
     @classmethod
     def from_section(cls, section: dict[str, Any], file: str) -> Self:
-        _check_keys(section, cls.KEYS, file, "privacy")
+        _check_keys(section, cls.KEYS, file, "[privacy]")
         kw: dict[str, Any] = {}
         for key in ("hash_identities", "hash_archive"):
             if key in section:
