@@ -135,8 +135,12 @@ def _pair_key(parser: Lark, rules: list[Rule]) -> tuple[str, str, tuple[str, ...
     return pattern.value[:-1], first.name, values
 
 
-def _walk(parser: Lark, by_origin: dict[str, list[Rule]], name: str, out: list[tuple[str, str, str,
-          tuple[str, ...]]]) -> None:
+def _walk(
+    parser: Lark,
+    by_origin: dict[str, list[Rule]],
+    name: str,
+    out: list[tuple[str, str, str, tuple[str, ...]]],
+) -> None:
     """Flatten a group rule in order: of its alternatives, follow the one naming the most keys."""
     rules = by_origin[name]
     pair = _pair_key(parser, rules)

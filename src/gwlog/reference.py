@@ -261,7 +261,12 @@ def _custom_value(node: Tree[Token] | Token) -> Any:
     if isinstance(node, Token):
         return CONVERTERS[node.type](node.value)
     if node.data == "object":
-        return {CONVERTERS["STRING"](m.children[0]): _custom_value(m.children[1]) for m in node.children}
+        obj = {}
+        for member in node.children:
+            assert isinstance(member, Tree)
+            key, value = member.children
+            obj[CONVERTERS["STRING"](str(key))] = _custom_value(value)
+        return obj
     return [_custom_value(c) for c in node.children]
 
 

@@ -26,6 +26,7 @@ _MAX_SHAPES = 4096
 _MAX_SECONDS = 1024  # timestamps: the datetime of each recent second, the µs fraction added per line
 # per key sequence: (INT keys, (key, kind, converter, check, quoted pattern) of other typed keys)
 _ShapeInfo = tuple[tuple[str, ...], tuple[tuple[Any, ...], ...]]
+_UNSEEN: Any = object()  # not yet seen (None = seen, the token loop decides)
 
 
 def _int(text: str) -> int | None:
@@ -40,8 +41,12 @@ class Scanner:
     def __init__(self, grammar: Grammar | None = None) -> None:
         g = self.grammar = grammar or load()
         pat = g.patterns
-        self._header = re.compile("".join(f"(?P<{t}>{pat[t].pattern})" if t == "TIMESTAMP" else
-                                          f"(?:{pat[t].pattern})" for t in g.header))
+        self._header = re.compile(
+            "".join(
+                f"(?P<{t}>{pat[t].pattern})" if t == "TIMESTAMP" else f"(?:{pat[t].pattern})"
+                for t in g.header
+            )
+        )
         last = g.keys[-1]
         self._last_key = " " + last.key + "="
         (last_term,) = last.values
@@ -70,15 +75,20 @@ class Scanner:
             table[spec.key] = (spec.rank, spec.key, kind, CONVERTERS[other], check, q)
         self._table = table
         self._seconds: dict[str, datetime] = {}
-        self._shapes: dict[tuple[str, ...], _ShapeInfo | bool] = {}
-        self._typed = frozenset(k for k, spec in table.items() if spec[2] != _RAW and (spec[2] != _TOKEN or spec[3] is int or spec[4] is not None))
+        self._shapes: dict[tuple[str, ...], _ShapeInfo | None] = {}
+        self._typed = frozenset(
+            k
+            for k, spec in table.items()
+            if spec[2] != _RAW and (spec[2] != _TOKEN or spec[3] is int or spec[4] is not None)
+        )
         self._may_be_empty = frozenset(k for k, spec in table.items() if spec[2] in (_RAW, _QUOTED_OR_RAW))
         self._quoted_conv = CONVERTERS["QUOTED"]
         cv = g.custom_value_terminals
         key = pat["CUSTOM_KEY"].pattern
         # CFLOAT before CINT: the first alternative that matches must be the longest match
-        scalars = sorted((t for t in cv if t in ("STRING", "CFLOAT", "CINT", "TRUE", "FALSE")),
-                         key=lambda t: t == "CINT")
+        scalars = sorted(
+            (t for t in cv if t in ("STRING", "CFLOAT", "CINT", "TRUE", "FALSE")), key=lambda t: t == "CINT"
+        )
         alts = "|".join(f"(?P<{t}>{pat[t].pattern})" for t in scalars)
         self._pair = re.compile(f" ({key})(?:{alts})(?= |$)")
         self._scalar = re.compile("|".join(f"(?P<{t}>{pat[t].pattern})" for t in scalars))
@@ -127,14 +137,14 @@ class Scanner:
         """
         parts = body.split(" ")
         try:
-            pairs = dict([p.split("=", 1) for p in parts])
+            pairs: dict[str, Any] = dict([p.split("=", 1) for p in parts])
         except ValueError:  # a token without "=": part of a raw (or quoted) value
             return self._builtins_loop(parts, fields)
         shape = tuple(pairs)
-        typed = self._shapes.get(shape)
-        if typed is None:
+        typed = self._shapes.get(shape, _UNSEEN)
+        if typed is _UNSEEN:
             typed = self._shape(shape, len(parts))
-        if typed is False:
+        if typed is None:
             return self._builtins_loop(parts, fields)
         if "" in pairs.values() and any(v == "" and k not in self._may_be_empty for k, v in pairs.items()):
             return False
@@ -160,13 +170,13 @@ class Scanner:
         fields.update(pairs)
         return True
 
-    def _shape(self, shape: tuple[str, ...], n: int) -> _ShapeInfo | bool:
-        """For a key sequence: the typed keys to check, or False when the token loop must decide
+    def _shape(self, shape: tuple[str, ...], n: int) -> _ShapeInfo | None:
+        """For a key sequence: the typed keys to check, or None when the token loop must decide
         (unknown or repeated key, keys out of order). Cached: real logs have few distinct shapes."""
         table = self._table
         ranks = [table[k][0] if k in table else -1 for k in shape]
         ok = len(shape) == n and -1 not in ranks and ranks == sorted(ranks)
-        info: _ShapeInfo | bool = False
+        info: _ShapeInfo | None = None
         if ok:
             typed = [k for k in shape if k in self._typed]
             ints = tuple(k for k in typed if table[k][2] == _TOKEN and table[k][3] is int)
