@@ -211,7 +211,6 @@ class _Source:
     siblings: list[str]
     live: _Reader | None = None
     drains: list[_Reader] = field(default_factory=list)
-    rotations: int = 0
     retry_at: float = 0.0
     backoff: float = 0.0
     problem: str | None = None
@@ -623,7 +622,6 @@ class Tailer:
             self._truncated(src, live, now)
 
     def _rotated(self, src: _Source, now: float) -> None:
-        src.rotations += 1
         self._rotations[src.key] = self._rotations.get(src.key, 0) + 1
         self._scan_siblings(src, now, ignore=False)
 
