@@ -385,6 +385,7 @@ def backfill(
     jobs: int | None = None,
     archive: str | Path | None = None,
     openmetrics: str | Path | None = None,
+    openmetrics_until: datetime | None = None,
     resolution_s: int = 60,
     extra_labels: dict[str, str] | None = None,
     metrics_out: str | Path | None = None,
@@ -394,6 +395,8 @@ def backfill(
 ) -> BackfillResult:
     """Backfill old logs; results are identical for any ``jobs`` (1 runs in this process).
 
+    ``openmetrics_until`` ends the history at the last step that ends by then (e.g. 3 h ago, out
+    of Prometheus' head block) while metrics and state still count everything.
     ``progress=None`` shows a bar only when stderr is a TTY. ``extra_labels`` (e.g. ``job``,
     ``instance``) are added to every OpenMetrics series so history joins the live scrape's series.
     ``state_dir`` writes the checkpoint ``gwlog tail --state-dir`` resumes from: every file read
@@ -406,7 +409,7 @@ def backfill(
         if until is not None:
             raise ValueError("--until cannot hand over to tail: the handoff point is the end of the files")
         state_file = StateFile(Path(state_dir) / "state.json")
-        if state_file.path.exists():
+        if os.path.exists(state_file.path):
             raise ValueError(f"{state_file.path} exists: backfill would overwrite tail's positions")
     jobs = max(1, jobs or os.cpu_count() or 1)
     problems: list[str] = []
@@ -445,7 +448,8 @@ def backfill(
         _join_archive(Path(archive), [r.archive_part for r in results if r.archive_part])
         shutil.rmtree(part_dir, ignore_errors=True)
     if openmetrics and result.history is not None:
-        result.samples_written = write_history(result.history, Path(openmetrics), extra_labels)
+        end_step = None if openmetrics_until is None else int(openmetrics_until.timestamp() // resolution_s) - 1
+        result.samples_written = write_history(result.history, Path(openmetrics), extra_labels, end_step)
     if metrics_out:
         write_atomically(Path(metrics_out), result.store.exposition())
     if state_file is not None:
@@ -531,11 +535,13 @@ def _join_archive(path: Path, parts: list[str]) -> None:
     os.replace(tmp, path)
 
 
-def write_history(history: History, path: Path, extra_labels: dict[str, str] | None = None) -> int:
+def write_history(
+    history: History, path: Path, extra_labels: dict[str, str] | None = None, end_step: int | None = None
+) -> int:
     """Write the OpenMetrics file atomically; return the number of samples."""
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", encoding="utf-8", newline="\n") as out:
-        n = history.write(out, extra_labels=extra_labels)
+        n = history.write(out, end_step=end_step, extra_labels=extra_labels)
     os.replace(tmp, path)
     return n
 

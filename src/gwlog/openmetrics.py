@@ -177,10 +177,12 @@ class History:
             out.write(f"# TYPE {fname} {fam.kind}\n")
             for labels in sorted(fam.series):
                 points = fam.series[labels]
-                keys = _ordered_keys({k for samples in points.values() for k in samples})
-                totals: dict[SampleKey, Value] = dict.fromkeys(keys, 0)
                 first = min(points)
                 assert last is not None
+                if first > last:
+                    continue
+                keys = _ordered_keys({k for samples in points.values() for k in samples})
+                totals: dict[SampleKey, Value] = dict.fromkeys(keys, 0)
                 for step in range(first - 1, last + 1):
                     for key, delta in points.get(step, {}).items():
                         totals[key] += delta
