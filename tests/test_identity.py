@@ -287,16 +287,18 @@ def test_archive_transform_only_with_hash_archive() -> None:
     r = hashing(hash_archive=True)
     transform = r.archive_transform()
     assert transform is not None
-    ident = r.resolve({**FIELDS, "user.jwt": "x.y.z"})
+    fields = {**FIELDS, "user.jwt": "x.y.z", "user.name": "J%C3%BCrgen", "user.email": "Alice@Example.com"}
+    ident = r.resolve(fields)
     record = {
         "user": ident.user,
         "user_email": ident.user_email,
         "team": ident.team,
-        "fields": {**FIELDS, "user.jwt": "x.y.z", "http.status": 200},
+        "fields": {**fields, "http.status": 200},
     }
     out = transform(record)
     assert out["user"] == ident.user  # already hashed for labels: not hashed twice
-    assert out["fields"]["user.email"] == ident.user_email
+    assert out["fields"]["user.email"] == ident.user_email  # same pseudonym as the label
+    assert out["fields"]["user.name"] == ident.user_name and out["fields"]["user.role"] == "user"
     assert out["fields"]["user.jwt"] == "[redacted]" and out["fields"]["http.status"] == 200
     assert "alice" not in json.dumps(out)
 

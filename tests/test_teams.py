@@ -183,3 +183,10 @@ def test_documented_example_loads(tmp_path: Path) -> None:
     assert r.teams.team_for(None, "mia@example.com", None, None, ("marketing",)) == "Marketing"
     assert r.teams.team_for(None, "pat@example.com", None, None, ("/platform",)) == "Platform"
     assert r.teams.team_for(None, "sam@example.com", None, None, ("security",)) == "Security"
+
+
+def test_teams_file_keys_outside_the_teams_table(tmp_path: Path) -> None:
+    (tmp_path / "teams.toml").write_text('[members]\nPlatform = ["a@b"]\n')
+    with pytest.raises(ConfigError) as err:
+        TeamConfig.from_section({"teams_file": "teams.toml"}, str(tmp_path / "gwlog.toml"))
+    assert err.value.key == "members" and "[teams.members]" in err.value.fix

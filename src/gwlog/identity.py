@@ -272,7 +272,10 @@ class TeamConfig:
             raise ConfigError(
                 path, "(syntax)", f"is not valid TOML: {exc}", "fix the syntax at that line"
             ) from None
-        _check_keys(data, ("teams",), path, "(top level)")
+        for key in data:
+            if key != "teams":
+                raise ConfigError(path, key, "is outside the [teams] table",
+                                  f"write it as [teams.{key}] or put it under [teams]")  # fmt: skip
         section = _table(data.get("teams", {}), path, "[teams]", "a [teams] table")
         if "teams_file" in section:
             raise ConfigError(path, "[teams] teams_file", "a teams file cannot point to another one",
@@ -576,6 +579,10 @@ class IdentityResolver:
         self._slots = tuple(slots)
         self._user_order = tuple(user_order)
         self._keys = frozenset(k for keys in slots for k in keys)
+        self._key_slot: dict[str, int] = {}
+        for slot, keys in enumerate(slots):
+            for k in keys:
+                self._key_slot.setdefault(k, slot)
         # frozenset of present candidate keys → ((slot, keys present in priority order), …)
         self._plans: dict[frozenset[str], tuple[tuple[int, tuple[str, ...]], ...]] = {}
         self._team_cache: dict[tuple[Any, ...], str] = {}
@@ -719,7 +726,7 @@ class IdentityResolver:
         """Hash identity values in an archive record, including the raw custom fields; drop JWTs.
 
         Top-level columns already hashed for labels (``hash_identities``) are left alone so
-        archive and metrics agree; role and team stay clear (they are not personal on their own).
+        archive and metrics agree; role, groups and team stay clear (they describe many people).
         """
         h = self._hash
         assert h is not None
@@ -729,14 +736,17 @@ class IdentityResolver:
                     record[col] = h(str(record[col]))
         raw = record.get("fields")
         if isinstance(raw, dict):
-            identity_keys = self._keys
-            jwt_keys = set(self.identity.jwt_field)
             scrubbed = {}
             for k, v in raw.items():
-                if k in jwt_keys:
+                slot = self._key_slot.get(k)
+                if slot == _JWT:
                     v = "[redacted]"
-                elif k in identity_keys and isinstance(v, str | int | float) and not isinstance(v, bool):
-                    v = h(str(v))
+                elif slot is not None and slot not in (_ROLE, _GROUPS) and (clear := _clean(v)):
+                    if slot == _NAME and "%" in clear:  # hash what the labels hash: decoded, lower-cased
+                        clear = self._unquote(clear) or clear
+                    elif slot == _EMAIL and self.identity.lowercase_email:
+                        clear = clear.lower()
+                    v = h(clear)
                 scrubbed[k] = v
             record["fields"] = scrubbed
         return record

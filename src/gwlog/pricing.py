@@ -85,7 +85,7 @@ def _usd(value: Any, file: str, key: str) -> Decimal:
 
 @dataclass(frozen=True, slots=True)
 class Override:
-    """Configured rates, USD per token (not per million: divided once at load)."""
+    """Configured rates in USD per million tokens, as written; ``_per_token`` is what ``cost`` uses."""
 
     pattern: str
     provider: str | None
@@ -94,6 +94,11 @@ class Override:
     cache_read: Decimal
     cache_write: Decimal
     reasoning: Decimal
+    _per_token: tuple[Decimal, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        rates = (self.input, self.cache_read, self.cache_write, self.output, self.reasoning)
+        object.__setattr__(self, "_per_token", tuple(r / _MTOK for r in rates))
 
     def matches(self, provider: str | None, model: str) -> bool:
         if self.provider is not None and provider != self.provider:
@@ -101,13 +106,8 @@ class Override:
         return fnmatch.fnmatchcase(model, self.pattern)
 
     def cost(self, inp: int, cr: int, cw: int, out: int, rs: int) -> Decimal:
-        return (
-            (inp - cr - cw) * self.input
-            + cr * self.cache_read
-            + cw * self.cache_write
-            + (out - rs) * self.output
-            + rs * self.reasoning
-        )
+        r_in, r_cr, r_cw, r_out, r_rs = self._per_token
+        return (inp - cr - cw) * r_in + cr * r_cr + cw * r_cw + (out - rs) * r_out + rs * r_rs
 
 
 _OVERRIDE_KEYS = ("input", "output", "cache_read", "cache_write", "reasoning", "provider")
@@ -184,7 +184,7 @@ class PricingConfig:
                         "is missing",
                         f"write {required} = <USD per million tokens> (0 if never billed)",
                     )
-            usd = {k: _usd(rates[k], file, f"[{name}] {k}") / _MTOK for k in _OVERRIDE_KEYS[:5] if k in rates}
+            usd = {k: _usd(rates[k], file, f"[{name}] {k}") for k in _OVERRIDE_KEYS[:5] if k in rates}
             provider = rates.get("provider")
             if provider is not None and (not isinstance(provider, str) or not provider.strip()):
                 raise ConfigError(
