@@ -554,10 +554,11 @@ class IdentityResolver:
         self.stats: dict[str, int] = dict.fromkeys(JWT_REJECT_REASONS, 0)
         self._jwt_cache: dict[str, dict[str, Any]] = {}
         self._names: dict[str, str | None] = {}
+        self._hashed: dict[tuple[str | None, ...], tuple[str | None, ...]] = {}
         self._hash: Pseudonymizer | None = None
         if privacy.hash_secret is not None:
             self._hash = Pseudonymizer(privacy.hash_secret, privacy.hash_length, privacy.hash_prefix)
-        self._hash_labels = privacy.hash_identities and self._hash is not None
+        self._label_hash = self._hash if privacy.hash_identities else None
         self._use_teams(teams)
 
     def _use_teams(self, teams: TeamConfig) -> None:
@@ -641,15 +642,25 @@ class IdentityResolver:
                 break
         team = self._team(user, email, uid, name, vals[_GROUPS])
         chat = vals[_CHAT]
-        if self._hash_labels:
-            h = self._hash
-            assert h is not None
-            user = user and h(user)
-            email = email and h(email)
-            uid = uid and h(uid)
-            name = name and h(name)
-            chat = chat and h(chat)
+        if (h := self._label_hash) is not None:
+            who = (user, email, uid, name)
+            hashed = self._hashed.get(who)
+            if hashed is None:
+                hashed = self._hash_who(who)
+            user, email, uid, name = hashed
+            if chat is not None:
+                chat = h(chat)
         return Identity(user, uid, email, name, vals[_ROLE], chat, team)
+
+    def _hash_who(self, who: tuple[str | None, ...]) -> tuple[str | None, ...]:
+        """Pseudonyms of one person's label values, cached together (one lookup per line)."""
+        h = self._hash
+        assert h is not None
+        hashed = tuple(None if v is None else h(v) for v in who)
+        if len(self._hashed) >= _CACHE_MAX:
+            self._hashed.clear()
+        self._hashed[who] = hashed
+        return hashed
 
     def _unquote(self, name: str) -> str | None:
         """Open WebUI percent-encodes names (spaces kept); decoding is slow, so cache it."""
@@ -730,7 +741,7 @@ class IdentityResolver:
         """
         h = self._hash
         assert h is not None
-        if not self._hash_labels:
+        if self._label_hash is None:
             for col in ("user", "user_id", "user_email", "user_name", "chat_id"):
                 if record.get(col) is not None:
                     record[col] = h(str(record[col]))
