@@ -22,6 +22,8 @@ from lark.grammar import NonTerminal, Rule, Terminal
 from lark.lexer import Lexer, LexerState, PatternStr, Token
 
 BUILTINS_RULE = "builtins"
+#: Deepest custom object/array nesting read (CEL values are shallow; deeper is garbage or an attack).
+MAX_NESTING = 64
 CUSTOM_RULE = "custom"
 
 _ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "r": "\r", "t": "\t", "0": "\0", "'": "'"}

@@ -19,9 +19,22 @@ from lark.parsers.lalr_analysis import Shift
 from lark.parsers.lalr_interactive_parser import InteractiveParser
 
 from gwlog.events import ParsedLine
-from gwlog.grammar import BUILTINS_RULE, CONVERTERS, CUSTOM_RULE, Grammar, load, parse_timestamp
+from gwlog.grammar import (
+    BUILTINS_RULE,
+    CONVERTERS,
+    CUSTOM_RULE,
+    MAX_NESTING,
+    Grammar,
+    load,
+    parse_timestamp,
+)
 
 _SP = "_SP"
+#: Search limits per line: steps (pairs tried + raw cuts considered; normal lines use ~100) and
+#: characters of raw values pattern-checked. They bound the time an adversarial or garbage line
+#: with thousands of key candidates can take; beyond them the line has no reading.
+BUDGET = 300_000
+CHAR_BUDGET = 50_000_000
 
 
 class _Found(Exception):
@@ -91,12 +104,16 @@ class _Search:
         self.failed: set[tuple[int, tuple[int, ...]]] = set()
         self.far = (-1, "empty line")
         self.path: list[tuple[str, str]] = []
+        self.steps = 0
+        self.chars = 0
         conf = parser.grammar.lark.parser.parser.parser.parse_table
         self.states: dict[int, dict[str, tuple[Any, Any]]] = conf.states
         self.end_state: int = conf.end_states["start"]
 
     def why(self) -> str:
         pos, msg = self.far
+        if self.steps > BUDGET or self.chars > CHAR_BUDGET:
+            return f"no reading within the search budget ({len(self.bounds)} key candidates)"
         if not any(k == self.p._last for k in self.key_at.values()):
             return "no duration=<N>ms field (truncated line, or duration removed from the log)"
         return f"no reading: {msg} (column {pos} after the header)"
@@ -135,6 +152,8 @@ class _Search:
     def run(self, ip: InteractiveParser) -> Tree[Token] | None:
         try:
             self._at(0, list(ip.parser_state.state_stack))
+        except _Exhausted:
+            return None
         except _Found:
             for term, value in self.path:
                 ip.feed_token(Token(term, value))
@@ -147,6 +166,9 @@ class _Search:
         memo = (p, tuple(stack))
         if memo in self.failed:
             return
+        self.steps += 1
+        if self.steps > BUDGET:
+            raise _Exhausted
         key = self.key_at.get(p)
         if key is None:
             self._fail(p, f"expected a built-in key at {self.rest[p : p + 30]!r}")
@@ -164,12 +186,8 @@ class _Search:
         last = key == self.p._last
         for term in self.p._values[key]:
             pattern = self.p.grammar.patterns[term]
-            if self.p._spaced[term]:
-                # raw: end at a later key boundary, shortest first
-                for b in self.bounds[bisect.bisect_left(self.bounds, v) :]:
-                    value = rest[v:b]
-                    if pattern.fullmatch(value) is not None:
-                        self._then(stack, term, value, b, last)
+            if self.p._spaced[term] and not last:
+                self._raw(stack, term, pattern, v)
                 continue
             if self.p._quoted[term]:
                 m = pattern.match(rest, v)
@@ -184,6 +202,35 @@ class _Search:
                     self._fail(v, f"{key}={rest[v:end][:40]!r} is not {term}")
                     continue
             self._then(stack, term, rest[v:end], end, last)
+
+    def _raw(self, stack: list[int], term: str, pattern: re.Pattern[str], v: int) -> None:
+        """A raw value: end it at each later boundary whose key the parser accepts, shortest first.
+
+        The LALR state after the value does not depend on its text, so which keys may follow is
+        decided once per key; the value's own pattern is checked only for accepted cuts.
+        """
+        after = stack.copy()
+        if not (self._step(after, term) and self._step(after, _SP)):
+            return
+        accepts: dict[str, bool] = {}
+        first = bisect.bisect_left(self.bounds, v)
+        for b in self.bounds[first:]:
+            self.steps += 1
+            key = self.key_at[b + 1]
+            ok = accepts.get(key)
+            if ok is None:
+                ok = accepts[key] = self._step(after.copy(), self.p._key_terminal[key])
+            if not ok:
+                continue
+            self.chars += b - v
+            if self.chars > CHAR_BUDGET:
+                raise _Exhausted
+            if pattern.fullmatch(self.rest, v, b) is None:
+                continue
+            self.path.append((term, self.rest[v:b]))
+            self.path.append((_SP, " "))
+            self._at(b + 1, after)
+            del self.path[-2:]
 
     def _then(self, stack: list[int], term: str, value: str, end: int, last: bool) -> None:
         """Feed one value and go on: the next pair, or (after duration) the custom tail."""
@@ -227,6 +274,8 @@ class _Search:
                     depth += (term in ("_LBRACE", "_LBRACKET")) - (term in ("_RBRACE", "_RBRACKET"))
                     if depth <= 0:
                         break
+                    if depth > MAX_NESTING:
+                        raise _TailError(pos, f"custom value nested deeper than {MAX_NESTING}")
             if not self._step(stack, "$END"):
                 raise _TailError(pos, "line ends inside a custom value")
         except _TailError as exc:
@@ -250,6 +299,10 @@ class _Search:
         if best is None:
             raise _TailError(pos, f"custom value is not typed at {self.rest[pos : pos + 30]!r}")
         return best
+
+
+class _Exhausted(Exception):
+    """The search budget ran out."""
 
 
 class _TailError(Exception):

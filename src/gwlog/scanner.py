@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from gwlog.events import ParsedLine
-from gwlog.grammar import CONVERTERS, Grammar, load, parse_timestamp
+from gwlog.grammar import CONVERTERS, MAX_NESTING, Grammar, load, parse_timestamp
 
 _RAW, _TOKEN, _QUOTED, _QUOTED_OR_RAW = 0, 1, 2, 3
 
@@ -41,7 +41,7 @@ class Scanner:
     def __init__(self, grammar: Grammar | None = None) -> None:
         g = self.grammar = grammar or load()
         pat = g.patterns
-        self._header = re.compile(
+        self.header_regex = re.compile(
             "".join(
                 f"(?P<{t}>{pat[t].pattern})" if t == "TIMESTAMP" else f"(?:{pat[t].pattern})"
                 for t in g.header
@@ -96,7 +96,7 @@ class Scanner:
         self._string = pat["STRING"]
 
     def scan(self, line: str) -> ParsedLine | None:
-        m = self._header.match(line)
+        m = self.header_regex.match(line)
         if m is None or "\n" in line:
             return None
         start = m.end()
@@ -250,7 +250,7 @@ class Scanner:
             if km is None:
                 return False
             try:
-                value, pos = self._nested(line, km.end(), False)
+                value, pos = self._nested(line, km.end(), 0)
             except ValueError:
                 return False
             if pos < n and line[pos] != " ":
@@ -258,9 +258,11 @@ class Scanner:
             fields[km.group(1)[:-1]] = value
         return True
 
-    def _nested(self, s: str, pos: int, inner: bool) -> tuple[Any, int]:
+    def _nested(self, s: str, pos: int, depth: int) -> tuple[Any, int]:
         """One CEL value at ``pos`` (objects/arrays recursively); ValueError when it is not one."""
         c = s[pos : pos + 1]
+        if depth >= MAX_NESTING and c in ("{", "["):
+            raise ValueError("nested too deeply")
         if c == "{":
             obj: dict[str, Any] = {}
             pos += 1
@@ -270,7 +272,7 @@ class Scanner:
                 m = self._string.match(s, pos)
                 if m is None or not s.startswith(": ", m.end()):
                     raise ValueError("object key")
-                value, pos = self._nested(s, m.end() + 2, True)
+                value, pos = self._nested(s, m.end() + 2, depth + 1)
                 obj[self._quoted_conv(m.group())] = value
                 if s.startswith(", ", pos):
                     pos += 2
@@ -284,7 +286,7 @@ class Scanner:
             if s.startswith("]", pos):
                 return arr, pos + 1
             while True:
-                value, pos = self._nested(s, pos, True)
+                value, pos = self._nested(s, pos, depth + 1)
                 arr.append(value)
                 if s.startswith(", ", pos):
                     pos += 2
@@ -292,7 +294,7 @@ class Scanner:
                     return arr, pos + 1
                 else:
                     raise ValueError("array")
-        if inner and s.startswith("()", pos):
+        if depth and s.startswith("()", pos):
             return None, pos + 2
         m = self._scalar.match(s, pos)
         if m is None:
