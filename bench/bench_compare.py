@@ -50,7 +50,7 @@ class Run:
 
 
 def measure(
-    name: str, cmd: list[str], out: Path, stdin: Path | None = None, stdout_to_out: bool = False
+    name: str, label: str, cmd: list[str], out: Path, stdin: Path | None = None, stdout_to_out: bool = False
 ) -> Run:
     """Run ``cmd`` once; wall time around it, CPU and peak RSS from the kernel's rusage."""
     err = out.with_suffix(".stderr")
@@ -66,8 +66,7 @@ def measure(
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         sys.exit(f"{name} failed ({proc.returncode}): {' '.join(cmd)}\n{err.read_text()[-2000:]}")
-    shown = " ".join(Path(c).name if c in (sys.executable, str(MTAIL_PROG)) else c for c in cmd)
-    return Run(name, shown, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, out)
+    return Run(name, label, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, out)
 
 
 def requests_by_user(exposition: Path, metric: str) -> Counter[str]:
@@ -98,14 +97,15 @@ def backfill_cmd(jobs: int, out: Path, corpus: Path, cli: bool) -> list[str]:
 
 def table(runs: list[Run], base: Run, lines: int) -> str:
     rows = [
-        "| run | wall s | lines/s | × mtail (lines/s) | CPU s | peak RSS MiB |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| run | wall s | lines/s | × mtail | CPU s | lines per CPU-s | × mtail (CPU) | peak RSS MiB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in runs:
         ratio = r.lines_per_s(lines) / base.lines_per_s(lines)
+        per_cpu = lines / r.cpu_s
         rows.append(
-            f"| `{r.command}` | {r.wall_s:.2f} | {r.lines_per_s(lines):,.0f} | {ratio:.1f}× "
-            f"| {r.cpu_s:.2f} | {r.rss_mib:.1f} |"
+            f"| `{r.command}` | {r.wall_s:.2f} | {r.lines_per_s(lines):,.0f} | {ratio:.1f}× | {r.cpu_s:.2f} "
+            f"| {per_cpu:,.0f} | {per_cpu * base.cpu_s / lines:.1f}× | {r.rss_mib:.1f} |"
         )
     return "\n".join(rows)
 
@@ -141,14 +141,21 @@ def main(argv: list[str] | None = None) -> int:
         cli = has_backfill_command()
         mtail_cmd = [mtail, "-one_shot", "-one_shot_format", "prometheus", "-progs", str(MTAIL_PROG)]
         mtail_cmd += ["-logs", str(corpus), "-port", "0", "-logtostderr"]
-        mtail_run = measure("mtail", mtail_cmd, work / "mtail.prom", stdout_to_out=True)
+        mtail_label = (
+            "mtail -one_shot -one_shot_format prometheus -progs bench/agentgateway.mtail -logs corpus"
+        )
+        mtail_run = measure("mtail", mtail_label, mtail_cmd, work / "mtail.prom", stdout_to_out=True)
         parse_out = work / "parse.prom"
         parse_cmd = [*GWLOG, "parse", "--no-serve", "--metrics-out", str(parse_out)]
-        parse_run = measure("parse", parse_cmd, parse_out, stdin=corpus)
+        parse_label = "gwlog parse --no-serve --metrics-out X < corpus"
+        parse_run = measure("parse", parse_label, parse_cmd, parse_out, stdin=corpus)
         backfill_runs = []
         for jobs in (1, 2):
             out = work / f"backfill{jobs}.prom"
-            backfill_runs.append(measure(f"backfill-{jobs}", backfill_cmd(jobs, out, corpus, cli), out))
+            label = f"gwlog backfill --jobs {jobs} --metrics-out X corpus"
+            backfill_runs.append(
+                measure(f"backfill-{jobs}", label, backfill_cmd(jobs, out, corpus, cli), out)
+            )
         expected = Counter({u: n for u, n in truth["per_user"].items() if n})
         counts = {"corpus truth": expected}
         counts["mtail"] = requests_by_user(mtail_run.exposition, "agentgateway_requests_total")

@@ -48,9 +48,8 @@ def one_reader(paths: list[Path]) -> bytes:
 
 
 def requests_total(exposition: bytes) -> int:
-    return sum(
-        int(float(ln.rsplit(b" ", 1)[1])) for ln in exposition.splitlines() if ln.startswith(b"gwlog_requests_total{")
-    )
+    lines = exposition.splitlines()
+    return sum(int(float(ln.rsplit(b" ", 1)[1])) for ln in lines if ln.startswith(b"gwlog_requests_total{"))
 
 
 def test_jobs_and_cuts_do_not_change_the_result(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ import struct
 import sys
 import tempfile
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -43,9 +44,13 @@ from gwlog.reader import Outcome
 from gwlog.tailer import FP_BYTES, _classify, event_id, fingerprint
 from gwlog.tailer import STATE_VERSION as TAILER_STATE_VERSION
 
-#: Plain files bigger than this are cut into ranges of about this size (load balance, progress).
+#: Plain files are cut into ranges of at most this size (load balance, progress) …
 CHUNK_BYTES = 32 << 20
+#: … and of at least this size, aiming at 4 tasks per job so no worker idles at the end.
+MIN_CHUNK_BYTES = 1 << 20
 _GZIP_MAGIC = b"\x1f\x8b"
+# What reading a damaged or vanished file raises (gzip.BadGzipFile is an OSError).
+_READ_ERRORS = (OSError, EOFError, zlib.error, ValueError)
 # Wrappers whose partial lines are joined across physical lines: never cut such files.
 _JOINING = re.compile(rb'^(\{"log":|\d{4}-\d\d-\d\dT\S+ (stdout|stderr) [PF] )')
 
@@ -279,7 +284,7 @@ def _read_range(
                 result.bytes_read += nxt - offset
                 result.end_offset = nxt
                 yield
-    except (OSError, EOFError, gzip.BadGzipFile, ValueError) as exc:
+    except _READ_ERRORS as exc:
         result.error = f"{info.path}: unreadable after {result.lines} lines at byte {offset}: {exc}"
     pipe.flush_readers(key)
     yield
@@ -345,7 +350,7 @@ def _discover(paths: Iterable[str | Path], problems: list[str]) -> list[FileInfo
     for path in paths:
         try:
             info = inspect_file(path)
-        except (OSError, EOFError, gzip.BadGzipFile, struct.error) as exc:
+        except (*_READ_ERRORS, struct.error) as exc:
             problems.append(f"{path}: unreadable, skipped: {getattr(exc, 'strerror', None) or exc}")
             continue
         first = seen.get(info.fingerprint)
@@ -391,7 +396,7 @@ def backfill(
     metrics_out: str | Path | None = None,
     state_dir: str | Path | None = None,
     progress: bool | None = None,
-    chunk_bytes: int = CHUNK_BYTES,
+    chunk_bytes: int | None = None,
 ) -> BackfillResult:
     """Backfill old logs; results are identical for any ``jobs`` (1 runs in this process).
 
@@ -414,6 +419,9 @@ def backfill(
     jobs = max(1, jobs or os.cpu_count() or 1)
     problems: list[str] = []
     files = _discover(paths, problems)
+    if chunk_bytes is None:
+        cuttable = sum(f.size for f in files if not f.compressed and not f.joins_lines)
+        chunk_bytes = max(MIN_CHUNK_BYTES, min(CHUNK_BYTES, cuttable // (4 * jobs)))
     tasks = plan_tasks(files, chunk_bytes)
     part_dir = tempfile.mkdtemp(prefix="gwlog-backfill-") if archive else None
     settings = _Settings(
@@ -448,11 +456,14 @@ def backfill(
         _join_archive(Path(archive), [r.archive_part for r in results if r.archive_part])
         shutil.rmtree(part_dir, ignore_errors=True)
     if openmetrics and result.history is not None:
-        end_step = None if openmetrics_until is None else int(openmetrics_until.timestamp() // resolution_s) - 1
+        end_step = (
+            None if openmetrics_until is None else int(openmetrics_until.timestamp() // resolution_s) - 1
+        )
         result.samples_written = write_history(result.history, Path(openmetrics), extra_labels, end_step)
     if metrics_out:
         write_atomically(Path(metrics_out), result.store.exposition())
     if state_file is not None:
+        Path(state_file.path).parent.mkdir(parents=True, exist_ok=True)
         state_file.save(handoff_state(result.store, tasks, results, archive))
     result.wall_s = time.monotonic() - started
     return result

@@ -44,7 +44,7 @@ def _fmt(value: Value) -> str:
         return str(value)
     if value == value.to_integral_value():
         return str(int(value))
-    return format(value, "f")
+    return format(value.normalize(), "f")
 
 
 def _le_order(le: str) -> float:
