@@ -135,3 +135,34 @@ def test_rich_table_renders(tmp_path: Path) -> None:
     render_table(build_report(RECORDS, by="team"), console)
     text = console.file.getvalue()  # type: ignore[attr-defined]
     assert "top users" in text and "errors by user" in text and "anthropic 33.3%" in text
+
+
+def test_raw_logs_and_backfill_archive_give_the_same_report(tmp_path: Path) -> None:
+    from gwlog.backfill import backfill
+    from tests.test_openmetrics import USERS, line
+
+    log = tmp_path / "agw.log"
+    log.write_text("".join(line(1.7e9 + 60 * n, n) + "\n" for n in range(66)))
+    archive = tmp_path / "events.jsonl.gz"
+    backfill([log], archive=archive, jobs=1, progress=False)
+    from_logs = build_report(iter_records([log]), by="user")
+    from_archive = build_report(iter_records([archive]), by="user")
+    assert from_logs.as_dict() == from_archive.as_dict()
+    assert {r.group: r.requests for r in from_logs.rows} == dict.fromkeys(USERS, 22)
+    assert sum(r.errors for r in from_logs.rows) == 6  # status 503 for n % 11 == 5
+
+
+def test_reprice_uses_gwlog_pricing(tmp_path: Path) -> None:
+    from gwlog.config import Config
+    from gwlog.pricing import Pricer
+    from gwlog.report import print_report, repricer
+
+    pricing = Config().pricing
+    report = build_report(RECORDS, by="provider", reprice=repricer(pricing))
+    pricer = Pricer(pricing)
+    costs = [pricer.reprice(r)[0] for r in RECORDS]
+    assert sum(r.cost_usd for r in report.rows) == sum(c for c in costs if c is not None)
+    assert sum(r.unpriced for r in report.rows) == sum(c is None for c in costs)
+    out = io.StringIO()
+    print_report(report, "csv", out)
+    assert out.getvalue().startswith("provider,requests,errors,error_rate,")

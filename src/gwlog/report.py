@@ -19,16 +19,21 @@ import csv
 import gzip
 import io
 import math
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import orjson
 
 from gwlog import archive
+
+if TYPE_CHECKING:
+    from gwlog.config import Config
+    from gwlog.pricing import PricingConfig
 
 GROUPS = ("user", "team", "provider", "model", "day")
 FORMATS = ("table", "json", "csv")
@@ -230,7 +235,7 @@ def is_archive(path: str | Path) -> bool:
     return False
 
 
-def iter_records(paths: Iterable[str | Path]) -> Iterator[dict[str, Any]]:
+def iter_records(paths: Iterable[str | Path], config: Config | None = None) -> Iterator[dict[str, Any]]:
     """Records from archives and raw logs alike; raw logs go through backfill's reader."""
     for path in paths:
         if is_archive(path):
@@ -238,8 +243,16 @@ def iter_records(paths: Iterable[str | Path]) -> Iterator[dict[str, Any]]:
         else:
             from gwlog.backfill import iter_events  # the whole parsing stack, only when needed
 
-            for event in iter_events(path):
+            for event in iter_events(path, config):
                 yield event.to_record()
+
+
+def repricer(pricing: PricingConfig) -> Repricer:
+    """``--reprice``: today's price tables (and overrides) over the archived tokens."""
+    from gwlog.pricing import Pricer
+
+    pricer = Pricer(pricing)
+    return lambda record: pricer.reprice(record)[0]
 
 
 # -- output -----------------------------------------------------------------------------------
@@ -258,6 +271,21 @@ def to_csv(report: Report) -> str:
     writer.writeheader()
     writer.writerows(rows)
     return out.getvalue()
+
+
+def print_report(report: Report, fmt: str, file: TextIO | None = None) -> None:
+    """``--format``: a rich table for people, JSON or CSV for machines."""
+    out = file or sys.stdout
+    if fmt == "json":
+        out.write(to_json(report).decode())
+    elif fmt == "csv":
+        out.write(to_csv(report))
+    elif fmt == "table":
+        from rich.console import Console
+
+        render_table(report, Console(file=out))
+    else:
+        raise ValueError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
 
 
 def render_table(report: Report, console: Any) -> None:
