@@ -210,5 +210,5 @@ def _skip_reason(text: str) -> str:
     if _STARTS_TS.match(text) is None:
         if "\x00" in text:
             return "binary data (NUL bytes), not a log line"
-        return "continuation line without timestamp (multi-line message or other output)"
+        return "continuation line without timestamp (multi-line message, or another program's output)"
     return f"not a gateway log line: {_short(text)!r}"
