@@ -241,7 +241,6 @@ class TeamConfig:
     groups_field: tuple[str, ...] = DEFAULT_GROUP_FIELDS
     groups_separator: str = ","
     teams_file: str | None = None
-    file: str = "<defaults>"
 
     KEYS = ("default", "precedence", "members", "domains", "regex", "groups", "groups_field",
             "groups_separator", "teams_file")  # fmt: skip
@@ -289,7 +288,7 @@ class TeamConfig:
 
     @classmethod
     def _rules(cls, s: Mapping[str, Any], file: str, teams_file: str | None) -> Self:
-        kw: dict[str, Any] = {"teams_file": teams_file, "file": file}
+        kw: dict[str, Any] = {"teams_file": teams_file}
         if "default" in s:
             kw["default"] = _str(s["default"], file, "[teams] default", '"unassigned"')
         if "precedence" in s:
