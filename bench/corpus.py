@@ -266,6 +266,10 @@ class Tally:
             self.first_us = ts_us
         self.last_us = ts_us
 
+    def requests(self) -> int:
+        """Request lines counted so far."""
+        return sum(cell[0] for cell in self.cells.values())
+
     def to_json(self) -> dict[str, Any]:
         """The ground-truth object tests assert against (cost as an exact decimal string)."""
         per: dict[str, dict[str, int]] = {k: {} for k in ("user", "team", "provider", "model", "status")}
@@ -836,8 +840,11 @@ def _batches(gen: Generator, fmt: str, n: int, noise: float, size: int = 4096) -
     emitted = len(batch)
     add = batch.append
     while emitted < n:
-        if r() >= noise:
+        x = r()
+        if x >= noise:
             line, us = request(json_mode)
+        elif x < 0.0003 and not json_mode:  # now and then a > 16 KiB MCP line (split by docker, containerd)
+            line, us = gen.mcp_big(18_000 + int(r() * 30_000))
         else:
             us = gen.us
             if json_mode:
