@@ -14,6 +14,7 @@ bucketed by time, so order does not matter); each gets one line in ``BackfillRes
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import io
@@ -339,7 +340,7 @@ class BackfillResult:
         return (
             f"backfill: {len(self.files)} files, {self.lines:,} lines, {self.events:,} events "
             f"({self.outside_window:,} outside the window, {self.out_of_order:,} out of order) "
-            f"in {self.wall_s:.1f}s ({rate:,.0f} lines/s), {len(self.problems)} problems"
+            f"in {self.wall_s:.1f}s ({rate:,.0f} lines/s), {len(self.problems)} problem(s)"
         )
 
 
@@ -362,23 +363,22 @@ def _discover(paths: Iterable[str | Path], problems: list[str]) -> list[FileInfo
     return files
 
 
-def _progress(total: int, enabled: bool) -> tuple[Callable[[int], None], Callable[[], None]]:
-    """A rich progress bar over bytes on a TTY; no-ops when piped or disabled."""
+@contextlib.contextmanager
+def _progress(total: int, enabled: bool) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar over bytes on a TTY (stderr); a no-op when piped or disabled.
+
+    Entered only after the pool forked: the bar runs a refresh thread, which must not be forked.
+    """
     if not enabled:
-        return (lambda n: None), (lambda: None)
+        yield lambda n: None
+        return
+    from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
-    bar = Progress(
-        "backfill",
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        transient=True,
-    )
-    task = bar.add_task("backfill", total=total)
-    bar.start()
-    return (lambda n: bar.advance(task, n)), bar.stop
+    columns = (BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
+    with Progress("backfill", *columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("backfill", total=total)
+        yield lambda n: bar.advance(task, n)
 
 
 def backfill(
@@ -433,22 +433,23 @@ def backfill(
         hold_unterminated=state_dir is not None,
     )
     total_bytes = sum(t.file.size if t.end is None else t.end - t.start for t in tasks)
-    advance, stop_bar = _progress(total_bytes, sys.stderr.isatty() if progress is None else progress)
+    show = sys.stderr.isatty() if progress is None else progress
     results: list[TaskResult] = []
-    try:
-        if jobs == 1 or len(tasks) <= 1:
-            _init_worker(settings)
+    if jobs == 1 or len(tasks) <= 1:
+        _init_worker(settings)
+        with _progress(total_bytes, show) as advance:
             for task in tasks:
                 results.append(run_task(task))
                 advance(results[-1].bytes_read)
-        else:
-            ctx = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
-            with ctx.Pool(min(jobs, len(tasks)), _init_worker, (settings,)) as pool:
-                for res in pool.imap_unordered(run_task, tasks):
-                    results.append(res)
-                    advance(res.bytes_read)
-    finally:
-        stop_bar()
+    else:
+        ctx = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+        with (
+            ctx.Pool(min(jobs, len(tasks)), _init_worker, (settings,)) as pool,
+            _progress(total_bytes, show) as advance,
+        ):
+            for res in pool.imap_unordered(run_task, tasks):
+                results.append(res)
+                advance(res.bytes_read)
     results.sort(key=lambda r: r.index)
     result = _merge(config, files, tasks, results, resolution_s if openmetrics else None, problems)
     if archive:
