@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
+import re
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -356,3 +360,62 @@ def test_fuzz_never_raises(lines: list[str]) -> None:
         got = u.feed(line)
         assert got is None or (isinstance(got.text, str) and isinstance(got.layers, tuple))
     u.flush()
+
+
+# -- the committed samples and the bench corpus unwrap to their ground truth ---------------------------
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "samples"
+REQUEST_SHAPE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{1,6}Z[\t ]+info[\t ]+request[ \t][^\s=]+=")
+
+
+def _load(path: Path, name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = sys.modules.setdefault(name, importlib.util.module_from_spec(spec))
+    spec.loader.exec_module(module)
+    return module
+
+
+def _is_request_shaped(text: str) -> bool:
+    if text.startswith('{"level":"info"'):
+        return '"scope":"request"' in text and '"message"' not in text
+    return REQUEST_SHAPE.match(text) is not None
+
+
+def _unwrap_file(data: bytes) -> tuple[list[Unwrapped], int]:
+    u = Unwrapper()
+    out, held = [], 0
+    for raw in data.split(b"\n")[:-1]:
+        got = u.feed(raw.decode("utf-8", "replace"))
+        if got is None:
+            held += 1
+        else:
+            out.append(got)
+    return out + u.flush(), held
+
+
+def test_samples_are_what_the_generator_writes(tmp_path: Path) -> None:
+    _load(SAMPLES / "generate.py", "gwlog_samples_generate").main(["--out", str(tmp_path)])
+    for path in [*sorted(SAMPLES.glob("*.log")), SAMPLES / "expected.json", SAMPLES / "README.md"]:
+        assert (tmp_path / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in SAMPLES.glob("*.log")))
+def test_samples_unwrap_to_their_ground_truth(name: str) -> None:
+    truth = json.loads((SAMPLES / "expected.json").read_text(encoding="utf-8"))["files"][name]
+    out, held = _unwrap_file((SAMPLES / name).read_bytes())
+    assert held == truth["held_partials"]
+    assert len(out) == truth["readings"]
+    shaped = [o for o in out if _is_request_shaped(o.text)]
+    assert len(shaped) == truth["request_lines"] + truth["malformed_lines"]
+    assert all(not o.text.endswith("\r") and "\x1b" not in o.text for o in shaped)
+
+
+@pytest.mark.parametrize("fmt", ["text", "compose", "json", "docker-json", "cri"])
+def test_bench_corpus_unwraps_to_its_ground_truth(fmt: str) -> None:
+    corpus = _load(ROOT / "bench" / "corpus.py", "gwlog_bench_corpus")
+    batches, gen = corpus.corpus(fmt, 3000, seed=7, noise=0.05)
+    lines = [line for batch in batches for line in batch]
+    out, _ = _unwrap_file(("\n".join(lines) + "\n").encode())
+    shaped = sum(1 for o in out if _is_request_shaped(o.text))
+    assert shaped == gen.tally.requests() == gen.tally.to_json()["request_lines"]
