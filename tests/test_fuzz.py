@@ -94,8 +94,28 @@ def fuzz_one(line: str) -> None:
 # ---- strategies -------------------------------------------------------------------------------
 
 MUTATIONS = ("flip", "insert", "delete", "truncate", "dup_key", "dup_span", "swap")
-INTERESTING = ["=", " ", "\t", '"', "\\", "{", "}", "[", "]", "\x00", "\x1b[31m", "\r", "\ufffd",
-               " duration=1ms", ' user.email="x"', " http.status=200", "()", "\u200b", "|", "Z\t"]  # fmt: skip
+INTERESTING = [
+    "=",
+    " ",
+    "\t",
+    '"',
+    "\\",
+    "{",
+    "}",
+    "[",
+    "]",
+    "\x00",
+    "\x1b[31m",
+    "\r",
+    "\ufffd",
+    " duration=1ms",
+    ' user.email="x"',
+    " http.status=200",
+    "()",
+    "\u200b",
+    "|",
+    "Z\t",
+]
 
 
 @st.composite
@@ -293,7 +313,7 @@ def test_cri_partial_never_terminated_is_bounded() -> None:
             assert_good_after(reader, "CRI P flood")
     elapsed = time.perf_counter() - t0
     assert elapsed < 0.5 * n / 1000 + 5, f"{elapsed:.1f}s for {n} partial chunks"
-    held = reader._unwrap._held if hasattr(reader, "_unwrap") else None  # noqa: SLF001 - bound check only
+    held = reader._unwrap._held if hasattr(reader, "_unwrap") else None
     if held:
         assert sum(h.size for h in held.values()) <= 9 * MB
     flushed = reader.flush()
