@@ -30,6 +30,8 @@ _CRI = re.compile(r"(\d{4}-\d\d-\d\dT[^ ]+) (stdout|stderr) ([PF])(?: |$)")
 # Docker container names: [a-zA-Z0-9][a-zA-Z0-9_.-]+; compose pads with spaces before " | ".
 _COMPOSE = re.compile(r"([A-Za-z0-9][A-Za-z0-9_.-]*)( +)\| ")
 _COMPOSE_V1_NAME = re.compile(r".+_\d+")
+_MAX_PREFIX = 300  # compose pads names to the longest + 1; container names are far shorter
+_MAX_CACHED_PREFIXES = 256
 _KUBECTL = re.compile(r"\[(pod/[^/\s\]]+/[^\s\]]+)\] ")
 # An outer RFC 3339 timestamp (0–9 fraction digits) + SP, only when the real line follows: another
 # timestamp (text mode) or a JSON-mode object. Gateway timestamps are followed by TAB, never SP.
@@ -47,18 +49,18 @@ class Unwrapped:
     wrapper_time: str | None = None  # outer RFC 3339 timestamp when a layer carried one
 
 
-# The bare-line path builds its result through the slot descriptors: a frozen dataclass __init__
-# (three object.__setattr__ calls) would be ~40% of the per-line budget.
+# Results are built through the slot descriptors: a frozen dataclass __init__ (three
+# object.__setattr__ calls) would be ~40% of the bare-line budget.
 _new = object.__new__
 _set_text, _set_layers, _set_time = (vars(Unwrapped)[n].__set__ for n in ("text", "layers", "wrapper_time"))
 
 
-def _bare(line: str) -> Unwrapped:
-    """``Unwrapped(line, ())`` without the frozen-dataclass setattr overhead."""
+def _make(text: str, layers: tuple[str, ...], time: str | None) -> Unwrapped:
+    """``Unwrapped(text, layers, time)`` without the frozen-dataclass setattr overhead."""
     u = _new(Unwrapped)
-    _set_text(u, line)
-    _set_layers(u, ())
-    _set_time(u, None)
+    _set_text(u, text)
+    _set_layers(u, layers)
+    _set_time(u, time)
     return u
 
 
@@ -103,15 +105,16 @@ def _is_plain(line: str) -> bool:
 class Unwrapper:
     """Removes wrapper layers from the lines of ONE input stream (partials are joined per stream)."""
 
-    __slots__ = ("_held",)
+    __slots__ = ("_held", "_prefixes")
 
     def __init__(self) -> None:
         self._held: dict[str, _Held] = {}
+        self._prefixes: dict[str, str | None] = {}
 
     def feed(self, line: str) -> Unwrapped | None:
         """Unwrap one physical line (without its "\\n"); None while a partial chunk is held."""
         if line.find("\t", 21, 28) != -1 and "0" <= line[0] <= "9" and line[-1] > "\r":  # _is_plain
-            return _bare(line)
+            return _make(line, (), None)
         try:
             return self._feed_slow(line)
         except Exception:  # never raise on garbage: hand the line on untouched
@@ -133,7 +136,7 @@ class Unwrapper:
         first = line[:1]
         if first == "{":
             if line.startswith('{"level"'):  # JSON-mode gateway line: not a wrapper
-                return Unwrapped(line[:-1], ("cr",)) if line.endswith("\r") else Unwrapped(line, ())
+                return _make(line[:-1], ("cr",), None) if line.endswith("\r") else _make(line, (), None)
             if '"log"' in line:
                 return self._json_file(line)
         elif "0" <= first <= "9" and (m := _CRI.match(line)) is not None:
@@ -178,11 +181,10 @@ class Unwrapper:
         held.add(content)
         return self._inner("".join(held.parts), (layer, *held.flags()), held.time)
 
-    @staticmethod
-    def _inner(text: str, layers: tuple[str, ...], time: str | None) -> Unwrapped:
+    def _inner(self, text: str, layers: tuple[str, ...], time: str | None) -> Unwrapped:
         """Layers inside a container record: ANSI, compose/kubectl prefix, outer timestamp, CR."""
         if _is_plain(text):
-            return Unwrapped(text, layers, time)
+            return _make(text, layers, time)
         ansi = "\x1b" in text
         if ansi:
             text = _ANSI.sub("", text)
@@ -192,14 +194,16 @@ class Unwrapper:
                 layers = (*layers, "kubectl-prefix:" + m.group(1))
                 text = text[m.end() :]
         else:
-            m = _COMPOSE.match(text)
-            if m is not None:
-                name = m.group(1)
-                v1 = len(m.group(2)) == 1 or _COMPOSE_V1_NAME.fullmatch(name) is not None
-                layers = (*layers, ("compose-v1:" if v1 else "compose-v2:") + name)
-                text = text[m.end() :]
+            end = text.find(" | ", 0, _MAX_PREFIX)
+            if end > 0:
+                layer = self._compose_layer(text[: end + 3])
+                if layer is not None:
+                    layers = (*layers, layer)
+                    text = text[end + 3 :]
         if ansi:
             layers = (*layers, "ansi")
+        if _is_plain(text):  # the common case under a compose prefix
+            return _make(text, layers, time)
         if "0" <= text[:1] <= "9":
             m = _OUTER_TS.match(text)
             if m is not None:
@@ -209,4 +213,25 @@ class Unwrapper:
         if text.endswith("\r"):
             text = text.rstrip("\r")
             layers = (*layers, "cr")
-        return Unwrapped(text, layers, time)
+        return _make(text, layers, time)
+
+    def _compose_layer(self, head: str) -> str | None:
+        """Layer name of a compose prefix ``head`` (up to and incl. ' | '), None if it is not one.
+
+        A stream has a handful of distinct prefixes, so the answer is cached (bounded: garbage
+        with ' | ' in it must not grow the cache).
+        """
+        cached = self._prefixes
+        if head in cached:
+            return cached[head]
+        m = _COMPOSE.fullmatch(head)
+        layer: str | None
+        if m is None:
+            layer = None
+        else:
+            name = m.group(1)
+            v1 = len(m.group(2)) == 1 or _COMPOSE_V1_NAME.fullmatch(name) is not None
+            layer = ("compose-v1:" if v1 else "compose-v2:") + name
+        if len(cached) < _MAX_CACHED_PREFIXES:
+            cached[head] = layer
+        return layer
