@@ -27,7 +27,6 @@ from urllib.parse import quote
 FORMATS = ("text", "compose", "json", "docker-json", "cri")
 SPLIT = 16 * 1024  # docker copier buffer and containerd max_container_log_line_size
 START = datetime(2026, 8, 20, 9, 0, 0, tzinfo=UTC)
-Q = '"'  # for JSON keys inside nested f-strings
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,7 +312,7 @@ class Tally:
 def _iso(us: int | None) -> str | None:
     if us is None:
         return None
-    return datetime.fromtimestamp(us / 1e6, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{us % 1_000_000:06d}Z"
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(us // 1_000_000)) + f".{us % 1_000_000:06d}Z"
 
 
 class Generator:
@@ -446,8 +445,9 @@ class Generator:
             if model.reasoning:
                 reas = int(out * r() * 0.8)
             if bits >> 39 & 7 < 6:  # streamed (75 %): the gateway records time to first token
-                ttft = 150_000_000 + int(r() * 1_400_000_000)
-                tpot = 4_000_000 + int(r() * 26_000_000)
+                # ns, never ending in 0, so "{s}.{ns:09d}" is already Rust's shortest Display
+                ttft = 150_000_001 + 10 * int(r() * 140_000_000)
+                tpot = 4_000_001 + 10 * int(r() * 2_600_000)
                 dur = (ttft + out * tpot) // 1_000_000 + (bits >> 8 & 31)
             else:
                 dur = 300 + out * (5 + (bits >> 35 & 15)) + (bits >> 8 & 255)
@@ -506,11 +506,15 @@ class Generator:
             if m.reasoning:
                 usage += f" gen_ai.usage.reasoning_tokens={reas}"
             if ttft:
-                usage += f" agw.ai.time_to_first_token={_dec(ttft)} agw.ai.time_per_output_token={_dec(tpot)}"
+                usage += (
+                    f" agw.ai.time_to_first_token={ttft // 1_000_000_000}.{ttft % 1_000_000_000:09d}"
+                    f" agw.ai.time_per_output_token=0.{tpot:09d}"
+                )
             if m.prices is not None:
                 usage += f" agw.ai.usage.cost.total={_dec(cost)}"
         if bits & 0xFF < 154:  # 60 % sampled
-            trace = f" trace.id={self.rng.getrandbits(128):032x} span.id={self.rng.getrandbits(64):016x}"
+            ids = f"{self.rng.getrandbits(192):048x}"
+            trace = f" trace.id={ids[:32]} span.id={ids[32:]}"
         t = bits >> 16 & 7
         if t < 4:
             extra = f" gen_ai.request.temperature={TEMPERATURES[t][0]}"
@@ -544,14 +548,14 @@ class Generator:
                 usage += f',"gen_ai.usage.reasoning_tokens":{reas}'
             if ttft:
                 usage += (
-                    f',"agw.ai.time_to_first_token":{_dec(ttft)},"agw.ai.time_per_output_token":{_dec(tpot)}'
+                    f',"agw.ai.time_to_first_token":{ttft // 1_000_000_000}.{ttft % 1_000_000_000:09d},'
+                    f'"agw.ai.time_per_output_token":0.{tpot:09d}'
                 )
             if m.prices is not None:
                 usage += f',"agw.ai.usage.cost.total":"{_dec(cost)}"'
         if bits & 0xFF < 154:
-            trace = (
-                f',"trace.id":"{self.rng.getrandbits(128):032x}","span.id":"{self.rng.getrandbits(64):016x}"'
-            )
+            ids = f"{self.rng.getrandbits(192):048x}"
+            trace = f',"trace.id":"{ids[:32]}","span.id":"{ids[32:]}"'
         t = bits >> 16 & 7
         if t < 4:
             extra = f',"gen_ai.request.temperature":{TEMPERATURES[t][1]}'
@@ -613,7 +617,7 @@ class Generator:
         """An MCP tools/call line with a huge custom field (> 16 KiB: split by docker and containerd)."""
         us = self.tick()
         self.tally.add("unknown", "unassigned", "unknown", "unknown", 200, 0, 0, 0, 0, 0, 0, us)
-        blob = "".join(chr(65 + (i * 7) % 26) for i in range(size))
+        blob = ("AHOVCJQXELSZGNUBIPWDKRYFMT" * (size // 26 + 1))[:size]
         return (
             f"{self.ts(us)}\tinfo\trequest gateway=default/default listener=mcp route=default/mcp"
             f" src.addr=172.18.0.9:61990 http.method=POST http.host=agentgateway:4000 http.path=/mcp"
@@ -651,20 +655,8 @@ class Generator:
             ok = status == 200
             if not ok:
                 inp = out = 0
-            self.tally.add(
-                email,
-                team,
-                model.provider,
-                model.response if ok else model.request,
-                status,
-                inp,
-                out,
-                0,
-                0,
-                0,
-                0,
-                us,
-            )
+            counted = model.response if ok else model.request
+            self.tally.add(email, team, model.provider, counted, status, inp, out, 0, 0, 0, 0, us)
             llm = f" llm.provider={model.provider} llm.request.model={model.request}"
             if ok:
                 llm += (
