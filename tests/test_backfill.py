@@ -169,3 +169,16 @@ def test_history_users_match_what_was_written(tmp_path: Path) -> None:
             last[ln.rsplit(" ", 2)[0]] = int(ln.rsplit(" ", 2)[1])
             assert 'job="gwlog"' in ln and user in USERS
     assert sum(last.values()) == 90
+
+
+def test_archive_is_appended_to_never_replaced(tmp_path: Path) -> None:
+    log = tmp_path / "a.log"
+    log.write_text("".join(line(1.7e9 + n, n) + "\n" for n in range(30)))
+    for name in ("events.jsonl", "events.jsonl.gz"):
+        archive = tmp_path / name
+        for _ in range(2):
+            backfill([log], archive=archive, jobs=2, chunk_bytes=2048, progress=False)
+        opener = gzip.open if name.endswith(".gz") else open
+        with opener(archive, "rb") as f:
+            records = [orjson.loads(x) for x in f.read().splitlines()]
+        assert [r["offset"] for r in records] == 2 * sorted(r["offset"] for r in records[:30])

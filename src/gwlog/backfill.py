@@ -15,6 +15,7 @@ bucketed by time, so order does not matter); each gets one line in ``BackfillRes
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gzip
 import hashlib
 import io
@@ -230,6 +231,11 @@ class _TaskPipeline(Pipeline):
         return self.history
 
 
+def _without_archive(config: Config) -> Config:
+    """Workers archive only into their part file, never straight into the configured archive."""
+    return dataclasses.replace(config, archive=dataclasses.replace(config.archive, path=None))
+
+
 _SETTINGS: _Settings | None = None
 
 
@@ -409,6 +415,7 @@ def backfill(
     """
     started = time.monotonic()
     config = config or Config()
+    archive = archive or config.archive.path  # as `parse` does; parts are joined into it at the end
     state_file = None
     if state_dir is not None:
         if until is not None:
@@ -425,7 +432,7 @@ def backfill(
     tasks = plan_tasks(files, chunk_bytes)
     part_dir = tempfile.mkdtemp(prefix="gwlog-backfill-") if archive else None
     settings = _Settings(
-        config=config,
+        config=_without_archive(config),
         since=since.timestamp() if since else None,
         until=until.timestamp() if until else None,
         resolution_s=resolution_s if openmetrics else None,
@@ -533,18 +540,16 @@ def handoff_state(
 
 
 def _join_archive(path: Path, parts: list[str]) -> None:
-    """Concatenate the task parts in task order (gzip when the name ends in ``.gz``)."""
+    """Append the task parts in task order (as one more gzip member when the name ends in ``.gz``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as raw:
-        out: io.BufferedIOBase = gzip.GzipFile(fileobj=raw, mode="wb") if path.suffix == ".gz" else raw  # type: ignore[assignment]
+    with open(path, "ab") as raw:
+        out: Any = gzip.GzipFile(fileobj=raw, mode="wb") if path.suffix == ".gz" else raw
         for part in parts:
             if os.path.exists(part):
                 with open(part, "rb") as f:
                     shutil.copyfileobj(f, out, 1 << 20)
         if out is not raw:
             out.close()
-    os.replace(tmp, path)
 
 
 def write_history(
@@ -572,7 +577,7 @@ class _Collector(Pipeline):
 
 def iter_events(path: str | Path, config: Config | None = None) -> Iterator[Event]:
     """Events of one raw log file, in file order, priced, with backfill's ids."""
-    pipe = _Collector(config or Config())
+    pipe = _Collector(_without_archive(config or Config()))
     result = TaskResult(0)
     for _ in _read_range(pipe, Task(0, inspect_file(path)), result):
         yield from pipe.taken
