@@ -131,6 +131,7 @@ class Unwrapper:
         return out
 
     def _feed_slow(self, line: str) -> Unwrapped | None:
+        """Route a wrapped (or odd) line to the container layer that owns it, §9.1 order."""
         if line.endswith("\n"):
             line = line[:-1]
         first = line[:1]
@@ -167,6 +168,7 @@ class Unwrapper:
         return self._chunk("cri:" + stream, "cri:" + stream, line[m.end() :], m.group(3) == "P", m.group(1))
 
     def _chunk(self, key: str, layer: str, content: str, partial: bool, time: str | None) -> Unwrapped | None:
+        """Hold a partial chunk, or finish the line (joined with what ``key`` holds; first chunk's time)."""
         held = self._held.get(key)
         if partial:
             if held is None:
