@@ -353,3 +353,16 @@ def test_huge_lines_slow(mb: int) -> None:
         reader = new_reader()
         read_checked(reader, line, budget=BIG_LINE_SECONDS * mb)
         assert_good_after(reader, unit)
+
+
+@pytest.mark.parametrize("ctrl", ["\r", "\x1b[2J", "\x00", "\x0b", "\x85", "\u2028"])
+def test_reason_is_one_line_for_control_chars(ctrl: str) -> None:
+    """Found by the --slow fuzz run: a reason quoting a line must not carry its CR (or other
+    line-breaking/terminal control characters) into logs and `gwlog explain` output."""
+    line = (
+        f"2026-03-02T17:48:28.726670Z\twarn\tdownstream connection{ctrl}failed to terminate TLS\tsrc.addr=1:2"
+    )
+    reading = new_reader().read(line)
+    assert reading.outcome is Outcome.SKIPPED
+    assert reading.reason is not None
+    assert not any(c in reading.reason for c in "\r\n\x1b\x00\x0b\x85\u2028"), repr(reading.reason)
