@@ -278,14 +278,16 @@ def test_cri_partials_join_per_stream_interleaved() -> None:
 def test_flush_emits_held_partials_as_joined_so_far() -> None:
     u = Unwrapper()
     ts = "2026-09-05T13:33:11.1Z"
+    assert not u.holding
     assert u.feed(f"{ts} stdout P {GW[:100]}") is None
+    assert u.holding
     assert u.feed(f"{ts} stdout P {GW[100:]}") is None
     assert u.feed(_jf("half a line", ts, "stderr")) is None
     assert u.flush() == [
         Unwrapped(GW, ("cri:stdout", "joined:2", "unterminated"), ts),
         Unwrapped("half a line", ("docker-json-file", "joined:1", "unterminated"), ts),
     ]
-    assert u.flush() == []
+    assert u.flush() == [] and not u.holding
 
 
 def test_join_is_capped_and_the_rest_of_the_line_dropped(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -111,6 +111,11 @@ class Unwrapper:
         self._held: dict[str, _Held] = {}
         self._prefixes: dict[str, str | None] = {}
 
+    @property
+    def holding(self) -> bool:
+        """Whether a partial chunk is held (the caller must not commit that line's offset yet)."""
+        return bool(self._held)
+
     def feed(self, line: str) -> Unwrapped | None:
         """Unwrap one physical line (without its "\\n"); None while a partial chunk is held."""
         if line.find("\t", 21, 28) != -1 and "0" <= line[0] <= "9" and line[-1] > "\r":  # _is_plain
