@@ -220,7 +220,7 @@ class _TaskPipeline(Pipeline):
             step = self.history.step_of(ts)
             store = self.steps.get(step)
             if store is None:
-                store = self.steps[step] = MetricsStore(prefix=self.config.metric_prefix)
+                store = self.steps[step] = MetricsStore(self.config.metric_prefix, self.config.cardinality)
             store.observe(event)
 
     def collect_history(self) -> History | None:
@@ -342,9 +342,15 @@ class BackfillResult:
     problems: list[str] = field(default_factory=list)  # one line each: duplicates, unreadable, …
 
     def summary(self) -> str:
+        """One line for people: what was read, the events' time span, speed, problem count."""
         rate = self.lines / self.wall_s if self.wall_s else 0.0
+        span = ""
+        if self.first_ts is not None and self.last_ts is not None:
+            first, last = (datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds") for t in
+                           (self.first_ts, self.last_ts))  # fmt: skip
+            span = f" from {first} to {last}"
         return (
-            f"backfill: {len(self.files)} files, {self.lines:,} lines, {self.events:,} events "
+            f"backfill: {len(self.files)} files, {self.lines:,} lines, {self.events:,} events{span} "
             f"({self.outside_window:,} outside the window, {self.out_of_order:,} out of order) "
             f"in {self.wall_s:.1f}s ({rate:,.0f} lines/s), {len(self.problems)} problem(s)"
         )
@@ -442,27 +448,29 @@ def backfill(
     total_bytes = sum(t.file.size if t.end is None else t.end - t.start for t in tasks)
     show = sys.stderr.isatty() if progress is None else progress
     results: list[TaskResult] = []
-    if jobs == 1 or len(tasks) <= 1:
-        _init_worker(settings)
-        with _progress(total_bytes, show) as advance:
-            for task in tasks:
-                results.append(run_task(task))
-                advance(results[-1].bytes_read)
-    else:
-        ctx = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
-        with (
-            ctx.Pool(min(jobs, len(tasks)), _init_worker, (settings,)) as pool,
-            _progress(total_bytes, show) as advance,
-        ):
-            for res in pool.imap_unordered(run_task, tasks):
-                results.append(res)
-                advance(res.bytes_read)
-    results.sort(key=lambda r: r.index)
+    try:
+        if jobs == 1 or len(tasks) <= 1:
+            _init_worker(settings)
+            with _progress(total_bytes, show) as advance:
+                for task in tasks:
+                    results.append(run_task(task))
+                    advance(results[-1].bytes_read)
+        else:
+            ctx = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+            with (
+                ctx.Pool(min(jobs, len(tasks)), _init_worker, (settings,)) as pool,
+                _progress(total_bytes, show) as advance,
+            ):
+                for res in pool.imap_unordered(run_task, tasks):
+                    results.append(res)
+                    advance(res.bytes_read)
+        results.sort(key=lambda r: r.index)
+        if archive:
+            _join_archive(Path(archive), [r.archive_part for r in results if r.archive_part])
+    finally:
+        if part_dir is not None:
+            shutil.rmtree(part_dir, ignore_errors=True)
     result = _merge(config, files, tasks, results, resolution_s if openmetrics else None, problems)
-    if archive:
-        assert part_dir is not None
-        _join_archive(Path(archive), [r.archive_part for r in results if r.archive_part])
-        shutil.rmtree(part_dir, ignore_errors=True)
     if openmetrics and result.history is not None:
         end_step = (
             None if openmetrics_until is None else int(openmetrics_until.timestamp() // resolution_s) - 1
@@ -514,8 +522,9 @@ def handoff_state(
     Plain files stay open for growth (tail continues at ``acked_end``); ``.gz`` files are done.
     """
     ends: dict[str, int] = {}
+    failed = {task.file.fp for task, res in zip(tasks, results, strict=True) if res.error}
     for task, res in zip(tasks, results, strict=True):
-        if res.error is None:
+        if task.file.fp not in failed:  # a file read with a hole is left to tail entirely
             ends[task.file.fp] = max(ends.get(task.file.fp, 0), res.end_offset)
     files = {
         info.fp: {
