@@ -9,6 +9,7 @@ lines all end up as a Reading.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,8 +17,6 @@ from decimal import InvalidOperation
 from enum import StrEnum
 from functools import cache
 from typing import Any
-
-import orjson
 
 from gwlog.events import Event, Identity, ParsedLine
 from gwlog.grammar import CONVERTERS, Grammar, load, parse_timestamp
@@ -52,6 +51,7 @@ _PRE_V06 = re.compile(_TS + r" +(TRACE|DEBUG|INFO|WARN|ERROR) ")
 _STARTS_TS = re.compile(_TS)
 _PANIC = re.compile(r"thread '[^']*' panicked at ")
 _KEY_EQ = re.compile(r"[^\s=]+=")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _JSON_META = ("level", "time", "scope")
 _SHOW = 60  # characters of a line quoted in a reason
 
@@ -89,6 +89,8 @@ class LineReader:
         return [self._read(u.text, list(u.layers)) for u in self._unwrap.flush()]
 
     def _read(self, text: str, layers: list[str]) -> Reading:
+        if not text.isascii() and _SURROGATE.search(text) is not None:
+            text = _SURROGATE.sub("\ufffd", text)  # lone surrogates (escaped in json-file) cannot be encoded
         parsed = self._scanner.scan(text)
         reading = self._slow(text, layers) if parsed is None else self._event(parsed, layers, "scanner")
         if "\ufffd" in text:
@@ -118,8 +120,10 @@ class LineReader:
     def _json(self, text: str, layers: list[str]) -> Reading:
         """``LOG_FORMAT=json``: a request iff scope == "request" and there is no message (§5)."""
         try:
-            obj = orjson.loads(text)
-        except orjson.JSONDecodeError as exc:
+            # stdlib json with a first-wins hook: a custom key named level/scope/time (or like a
+            # built-in) duplicates the gateway's own key, and the gateway's value must win (§5)
+            obj = json.loads(text, object_pairs_hook=_first_wins)
+        except (ValueError, RecursionError) as exc:
             if '"scope":"request"' in text:
                 return Reading(Outcome.MALFORMED, None, f"JSON request line does not decode: {exc}", layers)
             return Reading(Outcome.SKIPPED, None, "JSON-looking line that does not decode", layers)
@@ -151,6 +155,13 @@ class LineReader:
                 Outcome.MALFORMED, None, f"JSON request line: bad time {time!r}: {exc}", layers, "json"
             )
         return self._event(ParsedLine(when, result, "json"), layers, "json")
+
+
+def _first_wins(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        obj.setdefault(key, value)
+    return obj
 
 
 def _short(value: Any) -> str:

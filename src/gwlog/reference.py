@@ -37,10 +37,6 @@ BUDGET = 300_000
 CHAR_BUDGET = 50_000_000
 
 
-class _Found(Exception):
-    """Unwinds the search at the first complete reading (its tokens are in ``_Search.path``)."""
-
-
 class ReferenceParser:
     """``parse(line) -> ParsedLine | str``: the reading defined by the grammar, or why there is none."""
 
@@ -83,11 +79,23 @@ class ReferenceParser:
         return ParsedLine(when, fields)
 
 
-class _Search:
-    """One line's depth-first search over boundary choices.
+# A reading of the rest of the line from some pair on: (built-in fields in it, its tokens as a
+# cons list ``(tokens of this pair, rest)``).
+_Node = tuple[tuple[tuple[str, str], ...], Any]
+_Best = tuple[int, _Node]
 
-    The search runs Lark's LALR table on state stacks only (no trees, cheap to copy); the chosen
-    token sequence is then fed to Lark's interactive parser once to build the parse tree.
+
+class _Search:
+    """One line's search over boundary choices: the reading with the most built-in fields.
+
+    Every real built-in the gateway wrote is a field of the true reading, and a forged ``key=``
+    inside a raw value can only become a field by swallowing real ones into a raw value (fewer
+    fields) or, when it fits the order without doing so, as the §10 residual. So among the readings
+    the grammar accepts the search takes the one with the most built-in fields; among those, the
+    one whose first differing raw value is longer (a forged key that would swallow as many real
+    keys as it adds stays in the value). It runs Lark's LALR table on state stacks only (cheap
+    to copy), memoised per (position, LALR stack); the chosen tokens are then fed to Lark's
+    interactive parser once to build the parse tree.
     """
 
     def __init__(self, parser: ReferenceParser, rest: str) -> None:
@@ -101,9 +109,8 @@ class _Search:
         for b in parser._boundary.finditer(rest):
             self.bounds.append(b.start())
             self.key_at[b.start() + 1] = b.group(1)
-        self.failed: set[tuple[int, tuple[int, ...]]] = set()
+        self.memo: dict[tuple[int, tuple[int, ...]], _Best | None] = {}
         self.far = (-1, "empty line")
-        self.path: list[tuple[str, str]] = []
         self.steps = 0
         self.chars = 0
         conf = parser.grammar.lark.parser.parser.parser.parse_table
@@ -142,84 +149,98 @@ class _Search:
             if term == "$END" and stack[-1] == self.end_state:
                 return True
 
-    def _push(self, stack: list[int], term: str, value: str) -> list[int] | None:
+    def _fed(self, stack: list[int], *terms: str) -> list[int] | None:
         stack = stack.copy()
-        if not self._step(stack, term):
-            return None
-        self.path.append((term, value))
-        return stack
+        return stack if all(self._step(stack, t) for t in terms) else None
 
     def run(self, ip: InteractiveParser) -> Tree[Token] | None:
         try:
-            self._at(0, list(ip.parser_state.state_stack))
+            best = self._at(0, list(ip.parser_state.state_stack))
         except _Exhausted:
             return None
-        except _Found:
-            for term, value in self.path:
+        if best is None:
+            return None
+        node: Any = best[1]
+        while node is not None:
+            tokens, node = node
+            for term, value in tokens:
                 ip.feed_token(Token(term, value))
-            tree: Tree[Token] = ip.feed_eof(Token(_SP, ""))
-            return tree
-        return None
+        tree: Tree[Token] = ip.feed_eof(Token(_SP, ""))
+        return tree
 
-    def _at(self, p: int, stack: list[int]) -> None:
-        """Try every reading of the pair starting at ``p``; raises _Found on a complete one."""
+    def _at(self, p: int, stack: list[int]) -> _Best | None:
+        """The best reading of the line from the pair starting at ``p`` on, or None."""
         memo = (p, tuple(stack))
-        if memo in self.failed:
-            return
+        if memo in self.memo:
+            return self.memo[memo]
         self.steps += 1
         if self.steps > BUDGET:
             raise _Exhausted
+        best: _Best | None = None
         key = self.key_at.get(p)
         if key is None:
             self._fail(p, f"expected a built-in key at {self.rest[p : p + 30]!r}")
         else:
-            after = self._push(stack, self.p._key_terminal[key], key + "=")
+            key_token = (self.p._key_terminal[key], key + "=")
+            after = self._fed(stack, key_token[0])
             if after is None:
                 self._fail(p, f"{key}= out of order or repeated")
             else:
-                self._values(key, p + len(key) + 1, after)
-                self.path.pop()
-        self.failed.add(memo)
+                best = self._values(key, key_token, p + len(key) + 1, after)
+        self.memo[memo] = best
+        return best
 
-    def _values(self, key: str, v: int, stack: list[int]) -> None:
+    def _values(self, key: str, key_token: tuple[str, str], v: int, stack: list[int]) -> _Best | None:
         rest = self.rest
         last = key == self.p._last
+        best: _Best | None = None
         for term in self.p._values[key]:
             pattern = self.p.grammar.patterns[term]
             if self.p._spaced[term] and not last:
-                self._raw(stack, term, pattern, v)
-                continue
-            if self.p._quoted[term]:
-                m = pattern.match(rest, v)
-                if m is None:
-                    self._fail(v, f"{key}= value is not a complete quoted string")
-                    continue
-                end = m.end()
+                found = self._raw(key_token, stack, term, pattern, v)
             else:
-                end = rest.find(" ", v)
-                end = len(rest) if end < 0 else end
-                if pattern.fullmatch(rest, v, end) is None:
-                    self._fail(v, f"{key}={rest[v:end][:40]!r} is not {term}")
-                    continue
-            self._then(stack, term, rest[v:end], end, last)
+                if self.p._quoted[term]:
+                    m = pattern.match(rest, v)
+                    if m is None:
+                        self._fail(v, f"{key}= value is not a complete quoted string")
+                        continue
+                    end = m.end()
+                else:
+                    end = rest.find(" ", v)
+                    end = len(rest) if end < 0 else end
+                    if pattern.fullmatch(rest, v, end) is None:
+                        self._fail(v, f"{key}={rest[v:end][:40]!r} is not {term}")
+                        continue
+                found = self._then(key_token, stack, term, rest[v:end], end, last)
+            if found is not None and (best is None or found[0] > best[0]):
+                best = found
+        return best
 
-    def _raw(self, stack: list[int], term: str, pattern: re.Pattern[str], v: int) -> None:
-        """A raw value: end it at each later boundary whose key the parser accepts, shortest first.
+    def _raw(
+        self, key_token: tuple[str, str], stack: list[int], term: str, pattern: re.Pattern[str], v: int
+    ) -> _Best | None:
+        """A raw value: cut it at each later boundary whose key the parser accepts.
 
         The LALR state after the value does not depend on its text, so which keys may follow is
-        decided once per key; the value's own pattern is checked only for accepted cuts.
+        decided once per key; the value's own pattern is checked only for accepted cuts. Cuts are
+        tried in line order and the search stops once no later cut can reach the best count: on
+        an ordinary line the first cut uses every candidate, so the search is linear.
         """
-        after = stack.copy()
-        if not (self._step(after, term) and self._step(after, _SP)):
-            return
+        after = self._fed(stack, term, _SP)
+        if after is None:
+            return None
         accepts: dict[str, bool] = {}
-        first = bisect.bisect_left(self.bounds, v)
-        for b in self.bounds[first:]:
+        best: _Best | None = None
+        bounds = self.bounds
+        for i in range(bisect.bisect_left(bounds, v), len(bounds)):
+            if best is not None and 1 + len(bounds) - i < best[0]:
+                break  # even if every later candidate were a field, this cut could not win
             self.steps += 1
+            b = bounds[i]
             key = self.key_at[b + 1]
             ok = accepts.get(key)
             if ok is None:
-                ok = accepts[key] = self._step(after.copy(), self.p._key_terminal[key])
+                ok = accepts[key] = self._fed(after, self.p._key_terminal[key]) is not None
             if not ok:
                 continue
             self.chars += b - v
@@ -227,49 +248,55 @@ class _Search:
                 raise _Exhausted
             if pattern.fullmatch(self.rest, v, b) is None:
                 continue
-            self.path.append((term, self.rest[v:b]))
-            self.path.append((_SP, " "))
-            self._at(b + 1, after)
-            del self.path[-2:]
+            sub = self._at(b + 1, after)
+            # ties go to the later cut: a forged key inside this value must not win by swallowing
+            # an equal number of real keys after it
+            if sub is not None and (best is None or sub[0] + 1 >= best[0]):
+                best = (sub[0] + 1, ((key_token, (term, self.rest[v:b]), (_SP, " ")), sub[1]))
+        return best
 
-    def _then(self, stack: list[int], term: str, value: str, end: int, last: bool) -> None:
-        """Feed one value and go on: the next pair, or (after duration) the custom tail."""
-        after = self._push(stack, term, value)
+    def _then(
+        self, key_token: tuple[str, str], stack: list[int], term: str, value: str, end: int, last: bool
+    ) -> _Best | None:
+        """One value whose end is fixed: go on with the next pair or (after duration) the tail."""
+        after = self._fed(stack, term)
         if after is None:
-            return
+            return None
         if last:
-            self._tail(after, end)
-        elif end >= len(self.rest) or self.rest[end] != " ":
+            tail = self._tail(after, end)
+            return None if tail is None else (1, ((key_token, (term, value), *tail), None))
+        if end >= len(self.rest) or self.rest[end] != " ":
             self._fail(end, "value not followed by SP")
-        elif end + 1 not in self.key_at:
+            return None
+        if end + 1 not in self.key_at:
             self._fail(end + 1, f"value ends before {self.rest[end : end + 30]!r}, not a built-in key")
-        else:
-            after2 = self._push(after, _SP, " ")
-            if after2 is not None:
-                self._at(end + 1, after2)
-                self.path.pop()
-        self.path.pop()
+            return None
+        after_sp = self._fed(after, _SP)
+        sub = None if after_sp is None else self._at(end + 1, after_sp)
+        if sub is None:
+            return None
+        return (sub[0] + 1, ((key_token, (term, value), (_SP, " ")), sub[1]))
 
-    def _tail(self, stack: list[int], pos: int) -> None:
-        """After ``duration``: typed custom fields only, each `` key=value``."""
+    def _tail(self, stack: list[int], pos: int) -> list[tuple[str, str]] | None:
+        """After ``duration``: typed custom fields only, each `` key=value``; their tokens or None."""
         rest = self.rest
         n = len(rest)
-        mark = len(self.path)
         stack = stack.copy()
+        tokens: list[tuple[str, str]] = []
         try:
             while pos < n:
                 if rest[pos] != " ":
                     raise _TailError(pos, "custom fields must be separated by SP")
-                self._feed(stack, _SP, " ", pos)
+                self._feed(stack, tokens, _SP, " ", pos)
                 m = self.p._custom_key.match(rest, pos + 1)
                 if m is None:
                     raise _TailError(pos + 1, "expected a custom key=")
-                self._feed(stack, "CUSTOM_KEY", m.group(), pos + 1)
+                self._feed(stack, tokens, "CUSTOM_KEY", m.group(), pos + 1)
                 pos = m.end()
                 depth = 0
                 while True:
                     term, text = self._custom_token(pos)
-                    self._feed(stack, term, text, pos)
+                    self._feed(stack, tokens, term, text, pos)
                     pos += len(text)
                     depth += (term in ("_LBRACE", "_LBRACKET")) - (term in ("_RBRACE", "_RBRACKET"))
                     if depth <= 0:
@@ -280,14 +307,13 @@ class _Search:
                 raise _TailError(pos, "line ends inside a custom value")
         except _TailError as exc:
             self._fail(exc.pos, exc.msg)
-            del self.path[mark:]
-        else:
-            raise _Found
+            return None
+        return tokens
 
-    def _feed(self, stack: list[int], term: str, value: str, pos: int) -> None:
+    def _feed(self, stack: list[int], tokens: list[tuple[str, str]], term: str, value: str, pos: int) -> None:
         if not self._step(stack, term):
             raise _TailError(pos, f"custom value is not typed at {self.rest[pos : pos + 30]!r}")
-        self.path.append((term, value))
+        tokens.append((term, value))
 
     def _custom_token(self, pos: int) -> tuple[str, str]:
         """Longest match among the custom-value terminals (string-aware by construction)."""
@@ -338,5 +364,7 @@ def _fields(g: Grammar, tree: Tree[Token]) -> dict[str, Any]:
         elif child.data == CUSTOM_RULE:
             key, value = child.children
             assert isinstance(key, Token)
-            fields[key.value[:-1]] = _custom_value(value)
+            # a custom key named like a field already read never replaces it (the gateway blanks a
+            # built-in an `add` redefines, so both cannot be real)
+            fields.setdefault(key.value[:-1], _custom_value(value))
     return fields

@@ -140,10 +140,12 @@ class Scanner:
             pairs: dict[str, Any] = dict([p.split("=", 1) for p in parts])
         except ValueError:  # a token without "=": part of a raw (or quoted) value
             return self._builtins_loop(parts, fields)
+        if len(pairs) != len(parts):  # a key repeated: the dict kept only its last value
+            return self._builtins_loop(parts, fields)
         shape = tuple(pairs)
         typed = self._shapes.get(shape, _UNSEEN)
         if typed is _UNSEEN:
-            typed = self._shape(shape, len(parts))
+            typed = self._shape(shape)
         if typed is None:
             return self._builtins_loop(parts, fields)
         if "" in pairs.values() and any(v == "" and k not in self._may_be_empty for k, v in pairs.items()):
@@ -170,12 +172,12 @@ class Scanner:
         fields.update(pairs)
         return True
 
-    def _shape(self, shape: tuple[str, ...], n: int) -> _ShapeInfo | None:
+    def _shape(self, shape: tuple[str, ...]) -> _ShapeInfo | None:
         """For a key sequence: the typed keys to check, or None when the token loop must decide
         (unknown or repeated key, keys out of order). Cached: real logs have few distinct shapes."""
         table = self._table
         ranks = [table[k][0] if k in table else -1 for k in shape]
-        ok = len(shape) == n and -1 not in ranks and ranks == sorted(ranks)
+        ok = -1 not in ranks and ranks == sorted(ranks)
         info: _ShapeInfo | None = None
         if ok:
             typed = [k for k in shape if k in self._typed]
@@ -243,7 +245,7 @@ class Scanner:
             if m is not None:
                 kind = m.lastgroup
                 assert kind is not None
-                fields[m.group(1)[:-1]] = CONVERTERS[kind](m.group(kind))
+                fields.setdefault(m.group(1)[:-1], CONVERTERS[kind](m.group(kind)))
                 pos = m.end()
                 continue
             km = self._key_only.match(line, pos)
@@ -255,7 +257,7 @@ class Scanner:
                 return False
             if pos < n and line[pos] != " ":
                 return False
-            fields[km.group(1)[:-1]] = value
+            fields.setdefault(km.group(1)[:-1], value)
         return True
 
     def _nested(self, s: str, pos: int, depth: int) -> tuple[Any, int]:
