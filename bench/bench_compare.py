@@ -167,7 +167,11 @@ def main(argv: list[str] | None = None) -> int:
             if agree
             else "DISAGREE: " + ", ".join(f"{k} {sum(v.values()):,}" for k, v in counts.items())
         )
-        stamp = f"{datetime.now(UTC):%Y-%m-%d}, {os.cpu_count()} cores, Python {platform.python_version()}"
+        load = os.getloadavg()[0]
+        stamp = (
+            f"{datetime.now(UTC):%Y-%m-%d}, {os.cpu_count()} cores (load average {load:.1f} after the runs), "
+            f"Python {platform.python_version()}"
+        )
         head = (
             f"{stamp}; `python bench/bench_compare.py --lines {args.lines}`: {lines:,} compose-format "
             f"lines ({truth['request_lines']:,} requests), one run each, same corpus. CPU includes pool "
