@@ -24,10 +24,10 @@ USERS = {
     "carol@example.com": "Security",
 }
 TEAMS_TOML = """
-[teams.users]
-"alice@example.com" = "Marketing"
-"bob@example.com" = "Platform"
-"carol@example.com" = "Security"
+[teams.members]
+Marketing = ["alice@example.com"]
+Platform = ["bob@example.com"]
+Security = ["carol@example.com"]
 """
 
 
@@ -58,7 +58,7 @@ def workload(count: int) -> tuple[list[str], dict]:
     for n in range(count):
         user = users[n % 3]
         provider = "openai" if n % 4 else "anthropic"
-        status = 503 if n % 10 == 7 else 200
+        status = 503 if n % 10 in (7, 8) else 200
         tin, tout = 100 + n, 10 + n % 7
         lines.append(request_line(n, user, provider, status, tin, tout))
         requests[user] += 1

@@ -61,6 +61,7 @@ class Archive:
         self._size = 0
         self._day = datetime.now(UTC).date()
         self._replay_ids: set[str] = set()
+        self._replay_from = 0
         self._last_report = 0.0
         self._gzip_threads: list[threading.Thread] = []
 
@@ -114,14 +115,19 @@ class Archive:
         return True
 
     def position(self) -> dict[str, Any]:
-        """Where the archive stands, for the checkpoint: events after it are replays after a crash."""
-        return {"path": str(self.path), "size": self._size}
+        """Where the archive stands, for the checkpoint: events after it are replays after a crash.
+
+        While replays from the previous run are still expected, the position stays where that run
+        committed, so a crash now still finds (and drops) them next time.
+        """
+        size = self._replay_from if self._replay_ids else self._size
+        return {"path": str(self.path), "size": size}
 
     def load_replay_ids(self, position: dict[str, Any] | None) -> int:
         """Remember the ids written after the last committed position so their replays are dropped."""
         if not position or position.get("path") != str(self.path) or not self.path.exists():
             return 0
-        start = int(position.get("size", 0))
+        start = self._replay_from = int(position.get("size", 0))
         with self.path.open("r+b") as fh:
             fh.seek(start)
             complete_end = start
@@ -138,10 +144,6 @@ class Archive:
                 if isinstance(event_id, str):
                     self._replay_ids.add(event_id)
         return len(self._replay_ids)
-
-    def commit_done(self) -> None:
-        """After a checkpoint commit no older event can be replayed: forget the replay ids."""
-        self._replay_ids.clear()
 
     # -- rotation -------------------------------------------------------------------------------
 

@@ -136,7 +136,7 @@ class TailConfig:
     docker_root: str = "/var/lib/docker"
     poll_interval: float = 0.25
     drain_grace: float = 5.0
-    checkpoint_interval: float = 1.0
+    checkpoint_interval: float = 0.5
 
     @classmethod
     def from_section(cls, section: dict[str, Any], file: str) -> TailConfig:

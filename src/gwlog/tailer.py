@@ -279,6 +279,8 @@ class Tailer:
             self._recs[str(fp)] = rec
             self._state_keys.add(rec.source_key)
         self._ignored = {str(x) for x in state.get("ignored", [])}
+        # Sources seen before they had a fingerprint (an empty file): rotations while down still count.
+        self._state_keys.update(str(k) for k in state.get("sources", []))
 
     def state(self) -> dict[str, Any]:
         """JSON-able positions: per fingerprint the acked end (never an unacked one) and the ignored set."""
@@ -292,7 +294,8 @@ class Tailer:
             }
             for fp, r in self._recs.items()
         }
-        return {"version": STATE_VERSION, "files": files, "ignored": sorted(self._ignored)}
+        sources = sorted(self._state_keys | self._sources.keys())
+        return {"version": STATE_VERSION, "files": files, "ignored": sorted(self._ignored), "sources": sources}
 
     def ack(self, lines: list[Line]) -> None:
         """All sinks took these lines: advance each fingerprint's acked_end through contiguous lines."""
