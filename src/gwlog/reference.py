@@ -92,8 +92,7 @@ class _Search:
     inside a raw value can only become a field by swallowing real ones into a raw value (fewer
     fields) or, when it fits the order without doing so, as the §10 residual. So among the readings
     the grammar accepts the search takes the one with the most built-in fields; among those, the
-    one whose first differing raw value is longer (a forged key that would swallow as many real
-    keys as it adds stays in the value). It runs Lark's LALR table on state stacks only (cheap
+    shortest raw values (earliest cuts, README "Reading raw values correctly"). It runs Lark's LALR table on state stacks only (cheap
     to copy), memoised per (position, LALR stack); the chosen tokens are then fed to Lark's
     interactive parser once to build the parse tree.
     """
@@ -223,7 +222,7 @@ class _Search:
 
         The LALR state after the value does not depend on its text, so which keys may follow is
         decided once per key; the value's own pattern is checked only for accepted cuts. Cuts are
-        tried in line order and the search stops once no later cut can reach the best count: on
+        tried in line order and the search stops once no later cut can beat the best count: on
         an ordinary line the first cut uses every candidate, so the search is linear.
         """
         after = self._fed(stack, term, _SP)
@@ -233,7 +232,7 @@ class _Search:
         best: _Best | None = None
         bounds = self.bounds
         for i in range(bisect.bisect_left(bounds, v), len(bounds)):
-            if best is not None and 1 + len(bounds) - i < best[0]:
+            if best is not None and 1 + len(bounds) - i <= best[0]:
                 break  # even if every later candidate were a field, this cut could not win
             self.steps += 1
             b = bounds[i]
@@ -249,9 +248,9 @@ class _Search:
             if pattern.fullmatch(self.rest, v, b) is None:
                 continue
             sub = self._at(b + 1, after)
-            # ties go to the later cut: a forged key inside this value must not win by swallowing
-            # an equal number of real keys after it
-            if sub is not None and (best is None or sub[0] + 1 >= best[0]):
+            # ties go to the earlier cut (shorter raw value): a forged copy of a key inside its own
+            # value must not win by an earlier raw value swallowing the real key
+            if sub is not None and (best is None or sub[0] + 1 > best[0]):
                 best = (sub[0] + 1, ((key_token, (term, self.rest[v:b]), (_SP, " ")), sub[1]))
         return best
 
