@@ -92,9 +92,9 @@ class _Search:
     inside a raw value can only become a field by swallowing real ones into a raw value (fewer
     fields) or, when it fits the order without doing so, as the §10 residual. So among the readings
     the grammar accepts the search takes the one with the most built-in fields; among those, the
-    shortest raw values (earliest cuts, README "Reading raw values correctly"). It runs Lark's LALR table on state stacks only (cheap
-    to copy), memoised per (position, LALR stack); the chosen tokens are then fed to Lark's
-    interactive parser once to build the parse tree.
+    shortest raw values (earliest cuts, README "Reading raw values correctly"). It runs Lark's LALR
+    table on state stacks only (cheap to copy), memoised per (position, LALR stack); the chosen
+    tokens are then fed to Lark's interactive parser once to build the parse tree.
     """
 
     def __init__(self, parser: ReferenceParser, rest: str) -> None:
