@@ -1,11 +1,11 @@
 """Reference parser: Lark LALR over the grammar, the arbiter of what a request line means.
 
 Raw values may hold SP, ``=`` and client-controlled text, so no lexer can know where one ends. The
-parser lexes candidate boundaries (`` <built-in key>=``), then searches readings depth-first with
-Lark's interactive LALR parser: at each raw value the shortest cut whose key the parser accepts is
-tried first, and the search backtracks when the rest of the line does not parse. Failures are
-memoised per (position, LALR stack), so adversarial lines stay polynomial. Slow but exact: used for
-lines the scanner declines and by ``explain``.
+parser lexes candidate boundaries (`` <built-in key>=``) and searches the readings Lark's LALR
+parser accepts: among them the one with the most built-in fields, ties to the shortest raw values
+(so a forged `` key=`` inside a raw value stays in it unless it fits without displacing a real
+field: the §10 residual). The search is memoised per (position, LALR stack) and bounded, so
+adversarial lines stay cheap. Slow but exact: used for lines the scanner declines and by ``explain``.
 """
 
 from __future__ import annotations

@@ -1,12 +1,13 @@
 """The hot path: a single left-to-right pass over a text request line, or a decline.
 
-The scanner follows exactly the first path the reference parser's search explores: the real
-``duration`` is the only `` duration=`` in the line (§9.4; more than one → decline), a raw value
-ends at the first SP followed by a built-in key later in the grammar's order, other values are
-type-checked with the grammar's own terminal patterns. Anything that would make the reference
-parser backtrack or choose (an out-of-order or repeated key candidate, a failed type check, a
-custom tail it cannot read) makes it DECLINE, and the reader falls back to the reference parser.
-So when it accepts, its fields equal the reference parser's. Key table and patterns: gwlog.grammar.
+The real ``duration`` is the only `` duration=`` in the line (§9.4; more than one → decline). Left
+to right, a raw value ends at the next SP followed by a built-in key later in the grammar's order;
+other values are type-checked with the grammar's own terminal patterns. The scanner accepts only
+when every `` known-key=`` candidate in the line is a field, in strictly increasing order: that
+reading has the most built-in fields possible, so it is the one the reference parser chooses.
+Anything else (an out-of-order or repeated key candidate, a failed type check, a custom tail it
+cannot read) makes it DECLINE, and the reader falls back to the reference parser. The key table
+and the patterns come from gwlog.grammar.
 """
 
 from __future__ import annotations
