@@ -118,9 +118,7 @@ CUSTOM_KEY = st.from_regex(r"[a-z][a-z0-9_.]{0,12}", fullmatch=True).filter(lamb
 def value_for(draw: st.DrawFn, spec: Any, tab_form: bool) -> tuple[str, Any]:
     """(text, expected value) for one built-in key, by the value class the grammar gives it."""
     terms = spec.values
-    if "QUOTED" in terms and (
-        terms == ("QUOTED",) or draw(st.booleans()) or (tab_form and spec.key == "jwt.sub")
-    ):
+    if "QUOTED" in terms and (terms == ("QUOTED",) or draw(st.booleans()) or (tab_form and spec.key == "jwt.sub")):
         s = draw(UNICODE)
         return rust_debug(s), s
     term = terms[-1]
@@ -158,7 +156,7 @@ def lines(draw: st.DrawFn, hostile: bool = False) -> tuple[str, dict[str, Any], 
         chosen = [BUILTINS[7]]
     parts: list[str] = []
     fields: dict[str, Any] = {}
-    raws = [i for i, spec in enumerate(chosen) if spec.values[-1] in ("RAW", "ERROR_RAW")]
+    raws = [i for i, spec in enumerate(chosen) if spec.values[-1] in ("RAW", "ERROR_RAW") or "QUOTED" in spec.values]
     target = draw(st.sampled_from(raws)) if hostile and raws else -1  # one forged value per line
     for i, spec in enumerate(chosen):
         text, value = draw(value_for(spec, tab_form))
@@ -170,7 +168,10 @@ def lines(draw: st.DrawFn, hostile: bool = False) -> tuple[str, dict[str, Any], 
             forged = f" {forged_key}={forged_value}"
             if draw(st.integers(0, 3)) == 0:
                 forged += ' duration=1ms user.email="ceo@corp"'
-            text += forged
+            if text.startswith('"'):  # inside a quoted value (escaped): jwt.sub may also read raw
+                text = text[:-1] + forged.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            else:
+                text += forged
             value = None  # the reading may legitimately differ (§10 residual)
         parts.append(f"{spec.key}={text}")
         fields[spec.key] = value
@@ -224,18 +225,14 @@ def test_hostile_lines_scanner_agrees_and_identity_is_not_forged(
 
 
 @given(lines(), st.data())
-def test_mutated_lines_scanner_agrees(
-    case: tuple[str, dict[str, Any], datetime], data: st.DataObject
-) -> None:
+def test_mutated_lines_scanner_agrees(case: tuple[str, dict[str, Any], datetime], data: st.DataObject) -> None:
     line = case[0]
     for _ in range(data.draw(st.integers(1, 3))):
         i = data.draw(st.integers(0, len(line)))
         j = data.draw(st.integers(i, min(len(line), i + 8)))
         line = (
             line[:i]
-            + data.draw(
-                st.sampled_from(["", " ", "=", '"', "\\", " duration=3ms", " http.status=", "{", "]"])
-            )
+            + data.draw(st.sampled_from(["", " ", "=", '"', "\\", " duration=3ms", " http.status=", "{", "]"]))
             + line[j:]
         )
     check_agree(line)
@@ -258,3 +255,13 @@ def test_every_increasing_key_sequence_is_grammatical() -> None:
     assert isinstance(ref, ParsedLine), ref
     assert list(ref.fields) == KEYS
     assert SCAN.scan(line) == ref
+
+
+def test_quoted_or_raw_value_with_key_candidates_is_left_to_the_reference() -> None:
+    """jwt.sub is Debug-quoted (v0.6.0/0.6.1) or raw: read raw, the candidates inside the quotes
+    give more fields, so the scanner must not take the quoted reading on its own."""
+    line = '2025-07-14T12:00:00.004211Z\tinfo\trequest\tjwt.sub="a protocol=x a2a.method=y" duration=1ms'
+    ref = check_agree(line)
+    assert isinstance(ref, ParsedLine)
+    assert ref.fields == {"jwt.sub": '"a', "protocol": "x", "a2a.method": 'y"', "duration": 1}
+    assert SCAN.scan(line) is None

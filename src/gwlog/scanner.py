@@ -231,6 +231,8 @@ class Scanner:
                     nxt = next(tokens, None)
                     if nxt is None or q.match(v) is not None:
                         return False
+                    if kind == _QUOTED_OR_RAW and nxt.partition("=")[0] in table:
+                        return False  # read raw, this key candidate could be a field: let the reference decide
                     v = v + " " + nxt
                 fields[key] = self._quoted_conv(v)
         if raw_key is not None:
