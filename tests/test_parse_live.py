@@ -67,7 +67,8 @@ def workload(count: int) -> tuple[list[str], dict]:
         errors[provider] += status >= 500
         if n % 25 == 0:
             lines.append("open-webui-1    | INFO:     172.18.0.1:51234 - \"GET /api/models HTTP/1.1\" 200 OK")
-            lines.append("agentgateway-1  | 2026-08-20T09:26:00.000100Z\twarn\trequest\tfailed to enqueue\terr=Full(..)")
+            trap = "2026-08-20T09:26:00.000100Z\twarn\trequest\tfailed to enqueue\terr=Full(..)"
+            lines.append(f"agentgateway-1  | {trap}")
     truth = {"requests": requests, "tokens_by_team": tokens_by_team, "errors": errors, "by_provider": by_provider}
     return lines, truth
 
@@ -107,7 +108,8 @@ def test_prometheus_answers_equal_the_input(tmp_path: Path) -> None:
         total = sum(truth["requests"].values())
         prom.wait_for("sum(gwlog_requests_total)", lambda v: v == total, timeout=30)
 
-        per_user = {r["metric"]["user"]: float(r["value"][1]) for r in prom.query("sum by (user) (gwlog_requests_total)")}
+        by_user = prom.query("sum by (user) (gwlog_requests_total)")
+        per_user = {r["metric"]["user"]: float(r["value"][1]) for r in by_user}
         assert per_user == {u: float(c) for u, c in truth["requests"].items()}
 
         per_team = {r["metric"]["team"]: float(r["value"][1]) for r in prom.query("sum by (team) (gwlog_tokens_total)")}
@@ -147,7 +149,7 @@ def test_a_line_is_on_metrics_within_100ms(tmp_path: Path) -> None:
 
 def test_sigterm_mid_stream_loses_nothing_accepted(tmp_path: Path) -> None:
     archive, final = tmp_path / "events.jsonl", tmp_path / "final.prom"
-    proc, port = start_gwlog(tmp_path, "--archive", str(archive), "--metrics-out", str(final))
+    proc, _ = start_gwlog(tmp_path, "--archive", str(archive), "--metrics-out", str(final))
     lines, _ = workload(5000)
     assert proc.stdin is not None
     for start in range(0, 3000, 500):  # stream part of it, then stop the process mid-stream

@@ -56,7 +56,7 @@ def start_tail(tmp_path: Path, log: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [*GWLOG, "tail", str(log), "--state-dir", str(tmp_path / "state"), "--no-serve",
          "--archive", str(tmp_path / "events.jsonl"), "--metrics-out", str(tmp_path / "final.prom")],
-        stderr=open(tmp_path / "gwlog.stderr", "ab"),  # noqa: SIM115 - closed with the process
+        stderr=open(tmp_path / "gwlog.stderr", "ab"),
     )  # fmt: skip
 
 

@@ -7,6 +7,7 @@ Every command's help carries examples; the work happens in ``gwlog.pipeline``, `
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -200,6 +201,123 @@ def tail(
             server.stop()
     if not ok:
         raise _fail("the archive could not be fully written (see messages above)", 1)
+
+
+def _when(text: str | None, flag: str) -> datetime | None:
+    from gwlog.backfill import parse_when
+
+    if text is None:
+        return None
+    try:
+        return parse_when(text)
+    except ValueError as exc:
+        raise _fail(f"{flag}: {exc}") from None
+
+
+@app.command()
+def backfill(
+    paths: Annotated[list[Path], typer.Argument(help="Old log files: plain or .gz, any wrapper, any order.")],
+    since: Annotated[str | None, typer.Option(help="Only events at or after: RFC 3339 or relative (24h, 7d).")] = None,
+    until: Annotated[str | None, typer.Option(help="Only events before: RFC 3339 or relative.")] = None,
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j", help="Worker processes [default: all cores].")] = None,
+    archive: ArchiveOpt = None,
+    openmetrics: Annotated[
+        Path | None, typer.Option(help="Write the metric history as OpenMetrics for promtool tsdb.")
+    ] = None,
+    resolution: Annotated[str, typer.Option(help="History step for --openmetrics.")] = "1m",
+    openmetrics_label: Annotated[
+        list[str] | None, typer.Option(help="Extra label on every history series, k=v (repeatable).")
+    ] = None,
+    metrics_out: MetricsOutOpt = None,
+    state_dir: Annotated[
+        Path | None, typer.Option(help="Leave a `gwlog tail` checkpoint here so tail continues after backfill.")
+    ] = None,
+    show_report: Annotated[bool, typer.Option("--report", help="Print a per-user report at the end.")] = False,
+    config_path: ConfigOpt = None,
+) -> None:
+    """Read old logs once, on all cores, into final metrics, an archive or a Prometheus history.
+
+    Results are identical for any --jobs. A progress bar shows on a terminal, none when piped.
+    Duplicate files, unreadable files and out-of-order lines are handled and reported at the end.
+
+    Examples:
+
+        gwlog backfill /var/log/agentgateway/*.log* --metrics-out totals.prom
+
+        gwlog backfill old/*.gz --since 30d --openmetrics history.om
+
+        promtool tsdb create-blocks-from openmetrics history.om /prometheus/data
+
+        gwlog backfill /var/log/gw.log* --state-dir /var/lib/gwlog && gwlog tail /var/log/gw.log
+    """
+    from gwlog.backfill import backfill as run_backfill
+    from gwlog.config import parse_duration
+    from gwlog.report import build_report, print_report
+
+    config = _load(config_path)
+    labels: dict[str, str] = {}
+    for item in openmetrics_label or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise _fail(f"--openmetrics-label {item!r}: write it as key=value")
+        labels[key] = value
+    try:
+        step = int(parse_duration(resolution, "command line", "--resolution"))
+        result = run_backfill(
+            paths, config=config, since=_when(since, "--since"), until=_when(until, "--until"), jobs=jobs,
+            archive=archive, openmetrics=openmetrics, resolution_s=max(step, 1), extra_labels=labels or None,
+            metrics_out=metrics_out, state_dir=state_dir,
+        )  # fmt: skip
+    except (ConfigError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(result.summary(), err=True)
+    for problem in result.problems:
+        typer.echo(f"  {problem}", err=True)
+    if show_report and archive:
+        from gwlog.report import iter_records
+
+        print_report(build_report(iter_records([archive], config), by="user"), "table")
+
+
+@app.command()
+def report(
+    paths: Annotated[list[Path], typer.Argument(help="JSONL archives (also .gz) or raw gateway logs.")],
+    by: Annotated[str, typer.Option(help="Group by user, team, provider, model or day.")] = "user",
+    since: Annotated[str | None, typer.Option(help="Only events at or after: RFC 3339 or relative (24h).")] = None,
+    until: Annotated[str | None, typer.Option(help="Only events before.")] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")] = "table",
+    top: Annotated[int | None, typer.Option(help="Only the N biggest groups.")] = None,
+    reprice: Annotated[bool, typer.Option(help="Recompute cost from archived tokens with today's prices.")] = False,
+    config_path: ConfigOpt = None,
+) -> None:
+    """Requests, errors, tokens, cost and latency per user, team, provider, model or day.
+
+    Reads the JSONL archive fast, or raw logs directly. Also: top users, errors by user and
+    provider share per team.
+
+    Examples:
+
+        gwlog report events.jsonl --by user --since 24h --top 10
+
+        gwlog report events-*.jsonl.gz --by team --format csv > teams.csv
+
+        gwlog report agentgateway.log --by provider --format json
+    """
+    from gwlog.report import build_report, iter_records, print_report, repricer
+
+    if by not in ("user", "team", "provider", "model", "day"):
+        raise _fail(f"--by {by!r}: use user, team, provider, model or day")
+    if fmt not in ("table", "json", "csv"):
+        raise _fail(f"--format {fmt!r}: use table, json or csv")
+    config = _load(config_path)
+    for path in paths:
+        if not path.exists():
+            raise _fail(f"{path}: no such file")
+    result = build_report(
+        iter_records(paths, config), by=by, top=top, since=_when(since, "--since"), until=_when(until, "--until"),
+        reprice=repricer(config.pricing) if reprice else None,
+    )  # fmt: skip
+    print_report(result, fmt)
 
 
 @app.command()

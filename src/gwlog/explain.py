@@ -13,7 +13,7 @@ import orjson
 from gwlog.config import Config
 from gwlog.identity import IdentityResolver
 from gwlog.pricing import Pricer
-from gwlog.reader import LineReader, Outcome, Reading
+from gwlog.reader import LineReader, Reading
 
 
 def explain_lines(config: Config, lines: Iterable[str], *, as_json: bool) -> Iterator[str]:
@@ -39,10 +39,11 @@ def _render(number: int, reading: Reading, pricer: Pricer, as_json: bool) -> Ite
             print(f"line {number}: {reading.outcome.value}: {reading.reason}", file=sys.stderr)
         return
     layers = " → ".join(reading.layers) if reading.layers else "none"
-    if reading.outcome is not Outcome.PARSED or event is None:
+    if event is None:
         yield f"line {number}: {reading.outcome.value.upper()} — {reading.reason}  (wrappers: {layers})"
         return
-    yield f"line {number}: PARSED by {reading.parser}  (wrappers: {layers})"
+    note = f" — {reading.reason}" if reading.reason else ""
+    yield f"line {number}: {reading.outcome.value.upper()} by {reading.parser}{note}  (wrappers: {layers})"
     record = event.to_record()
     fields = record.pop("fields")
     for key, value in record.items():

@@ -93,9 +93,8 @@ class Pipeline:
     def handle(self, reader: LineReader, text: str, source: str, offset: int, ident: str) -> Reading:
         """Read one line and hand its event to every sink."""
         reading = reader.read(text)
-        if reading.outcome is Outcome.PARSED:
-            event = reading.event
-            assert event is not None
+        event = reading.event  # PARSED, or INVALID_UTF8 that still parsed
+        if event is not None:
             event.id, event.source, event.offset = ident, source, offset
             self.take(event)
         if reading.outcome is not Outcome.HELD:
@@ -114,7 +113,7 @@ class Pipeline:
         if reader is None:
             return
         for reading in reader.flush():
-            if reading.outcome is Outcome.PARSED and reading.event is not None:
+            if reading.event is not None:
                 event = reading.event
                 event.source = source
                 event.id = event.id or _stream_id(source, -1, event.ts.isoformat())
