@@ -94,6 +94,9 @@ class Scanner:
         self._pair = re.compile(f" ({key})(?:{alts})(?= |$)")
         self._scalar = re.compile("|".join(f"(?P<{t}>{pat[t].pattern})" for t in scalars))
         self._key_only = re.compile(f" ({key})")
+        # the common tail: STRING values without escapes (their text is their value)
+        self._simple_tail = re.compile(f'(?: {key}"[^"\\\\\\n]*")+')
+        self._simple_pair = re.compile(f' ({pat["CUSTOM_KEY"].pattern[:-1]})="([^"\\\\\\n]*)"')
         self._string = pat["STRING"]
 
     def scan(self, line: str) -> ParsedLine | None:
@@ -241,6 +244,11 @@ class Scanner:
 
     def _tail(self, line: str, pos: int, fields: dict[str, Any]) -> bool:
         """Custom fields after ``duration``: `` key=value``, every value typed; False = decline."""
+        if self._simple_tail.fullmatch(line, pos) is not None:  # header values: plain strings
+            setdefault = fields.setdefault
+            for key, value in self._simple_pair.findall(line, pos):
+                setdefault(key, value)
+            return True
         n = len(line)
         pair = self._pair.match
         while pos < n:
