@@ -10,15 +10,11 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile("ci", max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile(
-    "slow", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+settings.register_profile("slow", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(
-        "--slow", action="store_true", default=False, help="run slow tests, more hypothesis examples"
-    )
+    parser.addoption("--slow", action="store_true", default=False, help="run slow tests, more hypothesis examples")
 
 
 def pytest_configure(config: pytest.Config) -> None:

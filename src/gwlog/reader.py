@@ -145,15 +145,11 @@ class LineReader:
             return Reading(Outcome.MALFORMED, None, result, layers, "json")
         time = obj.get("time")
         if not isinstance(time, str) or self._grammar.patterns["TIMESTAMP"].fullmatch(time) is None:
-            return Reading(
-                Outcome.MALFORMED, None, f"JSON request line: bad time {_short(time)}", layers, "json"
-            )
+            return Reading(Outcome.MALFORMED, None, f"JSON request line: bad time {_short(time)}", layers, "json")
         try:
             when = parse_timestamp(time)
         except ValueError as exc:
-            return Reading(
-                Outcome.MALFORMED, None, f"JSON request line: bad time {time!r}: {exc}", layers, "json"
-            )
+            return Reading(Outcome.MALFORMED, None, f"JSON request line: bad time {time!r}: {exc}", layers, "json")
         return self._event(ParsedLine(when, result, "json"), layers, "json")
 
 

@@ -43,10 +43,7 @@ class Scanner:
         g = self.grammar = grammar or load()
         pat = g.patterns
         self.header_regex = re.compile(
-            "".join(
-                f"(?P<{t}>{pat[t].pattern})" if t == "TIMESTAMP" else f"(?:{pat[t].pattern})"
-                for t in g.header
-            )
+            "".join(f"(?P<{t}>{pat[t].pattern})" if t == "TIMESTAMP" else f"(?:{pat[t].pattern})" for t in g.header)
         )
         last = g.keys[-1]
         self._last_key = " " + last.key + "="
