@@ -115,18 +115,42 @@ def scrape_local(url: str) -> dict[str, float]:
 
 
 def read_archive(prefix: Path) -> tuple[int, int, list[int]]:
-    ids: set[str] = set()
+    """(rows, unique ids, seq values) of every archive file; byte scans, as 5M rows must read fast."""
+    ids: set[bytes] = set()
     seqs: list[int] = []
     rows = 0
     for path in sorted(prefix.parent.glob(prefix.name + "*")):
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as fh:
             for line in fh:
-                rec = json.loads(line)
                 rows += 1
-                ids.add(rec["id"])
-                seqs.append(rec["fields"]["seq"])
+                i = line.find(b'"id":"') + 6
+                ids.add(line[i : line.find(b'"', i)])
+                j = line.rfind(b'"seq":') + 6
+                k = j
+                while k < len(line) and 48 <= line[k] <= 57:
+                    k += 1
+                seqs.append(int(line[j:k]))
     return rows, len(ids), seqs
+
+
+def gaps(seqs: list[int], written: int) -> list[tuple[int, int]]:
+    """Missing seq ranges (inclusive) in 0..written-1."""
+    present = bytearray(written)
+    for s in seqs:
+        if 0 <= s < written:
+            present[s] = 1
+    out: list[tuple[int, int]] = []
+    start = None
+    for i, p in enumerate(present):
+        if not p and start is None:
+            start = i
+        elif p and start is not None:
+            out.append((start, i - 1))
+            start = None
+    if start is not None:
+        out.append((start, written - 1))
+    return out
 
 
 def main() -> int:
@@ -190,9 +214,7 @@ def main() -> int:
                     "t": round(now - t0, 1),
                     "rss_mib": round((rss_kib(gw.pid) or 0) / 1024, 1),
                     "scrape_s": scalar(prom, f'max(scrape_duration_seconds{{job="{JOB}"}})'),
-                    "scrape_max_s": scalar(
-                        prom, f'max(max_over_time(scrape_duration_seconds{{job="{JOB}"}}[30s]))'
-                    ),
+                    "scrape_max_s": scalar(prom, f'max(max_over_time(scrape_duration_seconds{{job="{JOB}"}}[30s]))'),
                     "lag_bytes": local.get("gwlog_source_lag_bytes"),
                     "lines_per_s": round((lines - last_lines) / (now - last_t)),
                     "lines_total": lines,
@@ -211,10 +233,17 @@ def main() -> int:
         written = int(out.strip())
         t_end_write = time.monotonic()
         caught_up = None
+        last_seen, last_change = -1.0, time.monotonic()
         while time.monotonic() - t_end_write < args.catch_up_seconds:
             local = scrape_local(f"http://127.0.0.1:{port}/metrics")
-            if local.get("gwlog_requests_total", 0) >= written:
+            seen = local.get("gwlog_requests_total", 0)
+            if seen >= written:
                 caught_up = round(time.monotonic() - t_end_write, 1)
+                break
+            if seen != last_seen:
+                last_seen, last_change = seen, time.monotonic()
+            elif time.monotonic() - last_change > 30 and not local.get("gwlog_source_lag_bytes"):
+                print(f"gwlog stalled at {int(seen)} of {written} with no lag: lines are missing", flush=True)
                 break
             time.sleep(1)
         time.sleep(2)  # one more checkpoint interval
@@ -233,14 +262,10 @@ def main() -> int:
             prom.stop()
 
     final = (work / "final.prom").read_text() if (work / "final.prom").exists() else ""
-    counted = sum(
-        float(r.rsplit(" ", 1)[1]) for r in final.splitlines() if r.startswith("gwlog_requests_total{")
-    )
-    lost_metric = sum(
-        float(r.rsplit(" ", 1)[1]) for r in final.splitlines() if r.startswith("gwlog_data_lost_total{")
-    )
+    counted = sum(float(r.rsplit(" ", 1)[1]) for r in final.splitlines() if r.startswith("gwlog_requests_total{"))
+    lost_metric = sum(float(r.rsplit(" ", 1)[1]) for r in final.splitlines() if r.startswith("gwlog_data_lost_total{"))
     rows, unique_ids, seqs = read_archive(archive)
-    seq_set = set(seqs)
+    missing = gaps(seqs, written)
     warm = [s for s in samples if s["t"] >= seconds * args.warmup_fraction] or samples
     rss_base = warm[0]["rss_mib"] if warm else 0.0
     rss_end = statistics.median(s["rss_mib"] for s in samples[-3:]) if samples else 0.0
@@ -257,7 +282,8 @@ def main() -> int:
         "prometheus_sum_requests": prom_requests,
         "archive_rows": rows,
         "archive_unique_ids": unique_ids,
-        "archive_missing_seq": written - len(seq_set & set(range(written))),
+        "archive_missing_seq": sum(b - a + 1 for a, b in missing),
+        "archive_missing_ranges": missing[:50],
         "archive_duplicates": rows - unique_ids,
         "data_lost_total": lost_metric,
         "catch_up_seconds": caught_up,
