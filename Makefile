@@ -13,13 +13,19 @@ $(BIN)/gwlog: pyproject.toml
 
 setup: $(BIN)/gwlog
 
-# Parse every bundled sample, print the metrics and a per-user report.
+# The main job on the bundled samples: a compose stream through `gwlog parse`, then all samples
+# through `gwlog backfill`, then the reports people read.
 demo: setup
 	@mkdir -p out
-	cat samples/compose.log | $(BIN)/gwlog parse --no-serve --archive out/events.jsonl --metrics-out out/metrics.prom
-	@grep -E '^gwlog_(requests|cost_usd)_total' out/metrics.prom | head -n 20
-	$(BIN)/gwlog report out/events.jsonl --by user
-	$(BIN)/gwlog report out/events.jsonl --by team
+	@rm -f out/events.jsonl out/all.jsonl
+	$(BIN)/gwlog parse --config samples/gwlog.toml --no-serve --archive out/events.jsonl \
+		--metrics-out out/metrics.prom < samples/compose.log
+	@echo "--- per-user requests (out/metrics.prom):"
+	@grep -E '^gwlog_requests_total' out/metrics.prom | head -n 12
+	$(BIN)/gwlog backfill --config samples/gwlog.toml samples/*.log --archive out/all.jsonl \
+		--metrics-out out/all.prom
+	$(BIN)/gwlog report out/all.jsonl --by team
+	$(BIN)/gwlog report out/all.jsonl --by user --top 5
 
 # Installs Prometheus/mtail from Debian when missing (root), then lint, types and tests.
 test: setup

@@ -42,7 +42,7 @@ def free_port() -> int:
 
 def require_prometheus() -> None:
     if not Path(PROMETHEUS).exists():
-        pytest.skip("prometheus binary not installed (apt-get install prometheus)")
+        pytest.fail("prometheus binary not installed: run .ci/install-system-packages (make test does)")
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Every example of /work/shared/agentgateway-log-examples.jsonl, read through ``LineReader``.
+"""Every example of tests/data/agentgateway-log-examples.jsonl (a copy of shared/), read through ``LineReader``.
 
 The expected fields are written out in full: the reading of each line is the specification
 (format doc §3, §4, §9, §11), not whatever the parser happens to produce. Each text request line
@@ -19,7 +19,7 @@ from gwlog.reader import LineReader, Outcome
 from gwlog.reference import ReferenceParser
 from gwlog.scanner import Scanner
 
-EXAMPLES = Path("/work/shared/agentgateway-log-examples.jsonl")
+EXAMPLES = Path(__file__).parent / "data" / "agentgateway-log-examples.jsonl"
 
 # W01–W09 wrap the same line (W06 is it bare): compose, ANSI, CR, json-file all unwrap to it.
 ALICE = {

@@ -153,7 +153,7 @@ def test_promtool_blocks_answer_prometheus_queries_exactly(tmp_path: Path) -> No
 
     promtool = shutil.which("promtool")
     if promtool is None:
-        pytest.skip("promtool not installed")
+        pytest.fail("promtool not installed: run .ci/install-system-packages (make test does)")
     # 600 requests 15 s apart (2.5 h), ending ≥ 5 h ago: entirely outside promtool's head window.
     start = (int(time.time()) // 3600 - 8) * 3600 + 7.25
     stamps = [start + 15 * n for n in range(600)]

@@ -216,3 +216,57 @@ def test_garbage_never_crashes_and_good_lines_around_it_count(tmp_path: Path) ->
         if line.startswith("gwlog_requests_total{")
     )
     assert total == sum(truth["requests"].values())
+
+
+def series_value(text: str, name: str, **labels: str) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_sighup_reloads_teams_without_losing_counters(tmp_path: Path) -> None:
+    proc, port = start_gwlog(tmp_path)
+    config = tmp_path / "gwlog.toml"
+    assert proc.stdin is not None
+
+    def send(count: int, start: int) -> None:
+        lines = (request_line(n, "alice@example.com", "openai", 200, 1, 1) for n in range(start, start + count))
+        block = "\n".join(lines)
+        proc.stdin.write(block.encode() + b"\n")  # type: ignore[union-attr]
+        proc.stdin.flush()  # type: ignore[union-attr]
+
+    def wait_total(total: int) -> str:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            text = scrape(port)
+            if series_value(text, "gwlog_requests_total", user="alice@example.com") == total:
+                return text
+            time.sleep(0.02)
+        raise AssertionError(f"never reached {total}")
+
+    try:
+        send(5, 0)
+        wait_total(5)
+        config.write_text(TEAMS_TOML.replace('Marketing = ["alice@example.com"]', 'Marketing = []').replace(
+            'Platform = ["bob@example.com"]', 'Platform = ["bob@example.com", "alice@example.com"]'))
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        send(3, 5)
+        text = wait_total(8)
+        assert series_value(text, "gwlog_requests_total", user="alice@example.com", team="Marketing") == 5
+        assert series_value(text, "gwlog_requests_total", user="alice@example.com", team="Platform") == 3
+
+        config.write_text("[teams\n")  # broken: reported, previous rules kept, still serving
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        send(2, 8)
+        text = wait_total(10)
+        assert series_value(text, "gwlog_requests_total", user="alice@example.com", team="Platform") == 5
+        assert proc.poll() is None
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    stderr = proc.stderr.read().decode() if proc.stderr else ""
+    assert "team rules reloaded" in stderr and "keeping the previous team rules" in stderr

@@ -111,7 +111,7 @@ def parse(
         pipeline = Pipeline(config, archive_path=archive)
     except ConfigError as exc:
         raise _fail(str(exc)) from None
-    stop = StopFlag(on_hup=pipeline.resolver.reload_teams)
+    stop = StopFlag(on_hup=pipeline.reload_teams)
     stop.install()
     server = _start_server(config, pipeline.store, serve_metrics=not no_serve)
     try:
@@ -184,7 +184,7 @@ def tail(
         pipeline = Pipeline(config, archive_path=archive)
     except ConfigError as exc:
         raise _fail(str(exc)) from None
-    stop = StopFlag(on_hup=pipeline.resolver.reload_teams)
+    stop = StopFlag(on_hup=pipeline.reload_teams)
     stop.install()
 
     def make_tailer(state: dict | None) -> Tailer:

@@ -22,7 +22,8 @@ from typing import Any
 
 from gwlog.archive import Archive
 from gwlog.checkpoint import StateFile, StateWriteError
-from gwlog.config import Config
+from gwlog.config import Config, load_config
+from gwlog.errors import ConfigError
 from gwlog.events import Event
 from gwlog.identity import IdentityResolver
 from gwlog.metrics import MetricsStore
@@ -83,6 +84,21 @@ class Pipeline:
             event = reader.read(line).event
             if event is not None:
                 self.pricer.price(event)
+
+    def reload_teams(self) -> None:
+        """SIGHUP: re-read the team rules from the config file; counters are kept, a broken file is
+        reported and the previous rules stay."""
+        if self.config.file == "<defaults>":
+            _say("SIGHUP: no --config file, nothing to reload")
+            return
+        try:
+            teams = load_config(self.config.file).teams
+            self.resolver.reload_teams(teams)
+        except ConfigError as exc:
+            _say(f"SIGHUP: {exc}; keeping the previous team rules")
+            return
+        self.config.teams = teams
+        _say(f"SIGHUP: team rules reloaded from {self.config.file}")
 
     def reader_for(self, source_key: str) -> LineReader:
         reader = self._readers.get(source_key)

@@ -283,7 +283,7 @@ def print_report(report: Report, fmt: str, file: TextIO | None = None) -> None:
     elif fmt == "table":
         from rich.console import Console
 
-        render_table(report, Console(file=out))
+        render_table(report, Console(file=out, width=None if out.isatty() else 160))
     else:
         raise ValueError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
 
