@@ -334,9 +334,7 @@ def replace(pairs: list[Pair], key: str, new: Pair) -> list[Pair]:
 def special_cases() -> list[dict[str, Any]]:
     cases: list[dict[str, Any]] = []
 
-    def add(
-        cid: str, doc: str, lines: list[str], expect: list[dict[str, Any]], residual: bool = False
-    ) -> None:
+    def add(cid: str, doc: str, lines: list[str], expect: list[dict[str, Any]], residual: bool = False) -> None:
         cases.append({"id": cid, "doc": doc, "lines": lines, "expect": expect, "residual": residual})
 
     # --- quotes and escapes inside header (custom) values: typed strings, unescaped exactly ---
@@ -480,11 +478,7 @@ def special_cases() -> list[dict[str, Any]]:
     json_line = (
         '{"level":"info","time":"' + TS + '","scope":"request","src.addr":"10.0.0.1:1","http.status":429,'
         '"gen_ai.provider.name":"openai","gen_ai.request.model":"gpt-4o","gen_ai.usage.input_tokens":311,'
-        '"duration":"1733ms","user.email":"'
-        + ALICE
-        + '","log":'
-        + json.dumps(forged_inner)
-        + ',"stream":"stdout"}'
+        '"duration":"1733ms","user.email":"' + ALICE + '","log":' + json.dumps(forged_inner) + ',"stream":"stdout"}'
     )
     jf = {
         "src.addr": "10.0.0.1:1",
@@ -534,9 +528,7 @@ def special_cases() -> list[dict[str, Any]]:
                 {
                     "outcome": "parsed",
                     "event": ev,
-                    "fields_subset": {
-                        k: v for k, v in want.items() if k in ("http.status", "user.email", "duration")
-                    },
+                    "fields_subset": {k: v for k, v in want.items() if k in ("http.status", "user.email", "duration")},
                 }
             ],
         )

@@ -40,9 +40,7 @@ def check(reading: Reading, want: dict[str, Any], cid: str) -> None:
     assert reading.outcome.value == want["outcome"], f"{cid}: got {describe(reading)}"
     if want["outcome"] != "parsed":
         assert reading.event is None, cid
-        assert reading.reason and "\n" not in reading.reason, (
-            f"{cid}: reason must be one line: {reading.reason!r}"
-        )
+        assert reading.reason and "\n" not in reading.reason, f"{cid}: reason must be one line: {reading.reason!r}"
         return
     ev = reading.event
     assert ev is not None, cid
@@ -52,9 +50,7 @@ def check(reading: Reading, want: dict[str, Any], cid: str) -> None:
     if "fields" in want:
         assert ev.fields == want["fields"], f"{cid}: fields differ"
     for key, value in want.get("fields_subset", {}).items():
-        assert ev.fields.get(key) == value, (
-            f"{cid}: fields[{key!r}]: want {value!r}, got {ev.fields.get(key)!r}"
-        )
+        assert ev.fields.get(key) == value, f"{cid}: fields[{key!r}]: want {value!r}, got {ev.fields.get(key)!r}"
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
@@ -87,9 +83,7 @@ def test_corpus_jsonl_is_current() -> None:
     """tests/adversarial_corpus.jsonl (for non-Python tools) is the rendering of the Python corpus."""
     path = Path(__file__).with_name("adversarial_corpus.jsonl")
     stored = [json.loads(line) for line in path.read_text().splitlines()]
-    assert stored == json.loads(json.dumps(CASES)), (
-        "regenerate: python tests/adversarial_corpus.py > ...jsonl"
-    )
+    assert stored == json.loads(json.dumps(CASES)), "regenerate: python tests/adversarial_corpus.py > ...jsonl"
 
 
 def test_good_lines_around_every_hostile_line_are_counted() -> None:

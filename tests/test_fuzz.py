@@ -30,9 +30,8 @@ from tests.adversarial_corpus import LLM, fields_of, render
 
 SLOW = "--slow" in sys.argv or os.environ.get("GWLOG_SLOW") == "1"
 SCALE = int(os.environ.get("GWLOG_FUZZ_SCALE", "10" if SLOW else "1"))
-EXAMPLES = [
-    json.loads(line) for line in Path("/work/shared/agentgateway-log-examples.jsonl").read_text().splitlines()
-]
+EXAMPLES_FILE = Path(__file__).parent / "data" / "agentgateway-log-examples.jsonl"
+EXAMPLES = [json.loads(line) for line in EXAMPLES_FILE.read_text().splitlines()]
 SAMPLE_LINES = [ln for ex in EXAMPLES for ln in ex["line"].split("\n") if ln]
 GOOD = render(LLM)
 GOOD_FIELDS = fields_of(LLM)
@@ -76,9 +75,7 @@ def read_checked(reader: LineReader, line: str, budget: float = BIG_LINE_SECONDS
 
 def assert_good_after(reader: LineReader, context: str) -> None:
     reading = read_checked(reader, GOOD)
-    assert reading.outcome is Outcome.PARSED, (
-        f"good line after {context[:120]!r}: {reading.outcome} {reading.reason}"
-    )
+    assert reading.outcome is Outcome.PARSED, f"good line after {context[:120]!r}: {reading.outcome} {reading.reason}"
     assert reading.event is not None and reading.event.fields == GOOD_FIELDS
     assert reading.event.user == "alice@example.com"
 
@@ -261,9 +258,7 @@ HOSTILE: dict[str, str] = {
     "json_big": '{"level":"info","time":"2026-08-20T09:16:41.2Z","scope":"request","duration":"1ms","x":"'
     + _fill("a")
     + '"}',
-    "json_file_big": json.dumps(
-        {"log": GOOD + ' k="' + _fill('\\"') + '"\n', "stream": "stdout", "time": "x"}
-    ),
+    "json_file_big": json.dumps({"log": GOOD + ' k="' + _fill('\\"') + '"\n', "stream": "stdout", "time": "x"}),
     "compose_prefix_repeat": _fill("agentgateway-1  | ") + GOOD,
     "timestamps_repeat": _fill("2026-09-05T13:31:49.824825504Z ") + GOOD,
 }
@@ -359,9 +354,7 @@ def test_huge_lines_slow(mb: int) -> None:
 def test_reason_is_one_line_for_control_chars(ctrl: str) -> None:
     """Found by the --slow fuzz run: a reason quoting a line must not carry its CR (or other
     line-breaking/terminal control characters) into logs and `gwlog explain` output."""
-    line = (
-        f"2026-03-02T17:48:28.726670Z\twarn\tdownstream connection{ctrl}failed to terminate TLS\tsrc.addr=1:2"
-    )
+    line = f"2026-03-02T17:48:28.726670Z\twarn\tdownstream connection{ctrl}failed to terminate TLS\tsrc.addr=1:2"
     reading = new_reader().read(line)
     assert reading.outcome is Outcome.SKIPPED
     assert reading.reason is not None
