@@ -202,6 +202,18 @@ class _Reader:
         self.f.close()
 
 
+def _read_to_end(r: _Reader) -> bool:
+    """Every line the file holds now was emitted; only an unterminated tail may be pending."""
+    if b"\n" in r.pending:
+        return False
+    if r.is_gz:
+        return r.complete
+    try:
+        return os.fstat(r.f.fileno()).st_size <= r.read_pos
+    except OSError:
+        return True
+
+
 @dataclass(slots=True)
 class _Source:
     """One glob match (a live path) and the readers that belong to it."""
@@ -667,10 +679,12 @@ class Tailer:
         src.drains.insert(0, copy)
 
     def _retire_idle(self, src: _Source, out: list[Line], now: float) -> None:
-        """Draining readers idle for drain_grace (or a .gz read to its end) are closed."""
+        """Draining readers read to their end and idle for drain_grace (or a .gz read to its end)
+        are closed. A reader with unread bytes is never retired, however long it waited for its
+        turn: while gwlog lags, older rotated files wait behind the budget of each poll."""
         keep: list[_Reader] = []
         for r in src.drains:
-            if not r.complete and now - r.last_growth < self.drain_grace:
+            if not _read_to_end(r) or (not r.complete and now - r.last_growth < self.drain_grace):
                 keep.append(r)
                 continue
             if r.pending:
