@@ -25,6 +25,8 @@ BUILTINS_RULE = "builtins"
 #: Deepest custom object/array nesting read (CEL values are shallow; deeper is garbage or an attack).
 MAX_NESTING = 64
 CUSTOM_RULE = "custom"
+#: The grammar's marker template for raw values the client chose (``_client{RAW}``, format doc §10).
+CLIENT_TEMPLATE = "_client"
 
 _ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "r": "\r", "t": "\t", "0": "\0", "'": "'"}
 _ESCAPE = re.compile(r"\\(u\{[0-9a-fA-F]{1,6}\}|.)")
@@ -79,13 +81,17 @@ def parse_timestamp(text: str) -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class KeySpec:
-    """One built-in key: its place in the emission order and its value terminals (tried in order)."""
+    """One built-in key: its place in the emission order and its value terminals (tried in order).
+
+    ``client``: its raw value is text the client chose (marked ``_client{RAW}`` in the grammar).
+    """
 
     key: str
     rule: str
     rank: int
     key_terminal: str
     values: tuple[str, ...]
+    client: bool = False
 
 
 class _NoLexer(Lexer):
@@ -125,32 +131,49 @@ def _rules_by_origin(parser: Lark) -> dict[str, list[Rule]]:
     return out
 
 
-def _pair_key(parser: Lark, rules: list[Rule]) -> tuple[str, str, tuple[str, ...]] | None:
-    """``name: "key=" VALUE _SP`` → (key, key terminal, value terminals), else None."""
+_Pair = tuple[str, str, str, tuple[str, ...], bool]  # key, rule, key terminal, value terminals, client
+
+
+def _pair_key(
+    parser: Lark, by_origin: dict[str, list[Rule]], rules: list[Rule]
+) -> tuple[str, str, tuple[str, ...], bool] | None:
+    """``name: "key=" VALUE _SP`` → (key, key terminal, value terminals, client), else None.
+
+    A value written ``_client{RAW}`` is the terminal ``RAW`` of a client-controlled value.
+    """
     first = rules[0].expansion[0] if rules[0].expansion else None
     if not isinstance(first, Terminal):
         return None
     pattern = parser.get_terminal(first.name).pattern
     if not isinstance(pattern, PatternStr) or not pattern.value.endswith("="):
         return None
-    values = tuple(dict.fromkeys(r.expansion[1].name for r in rules))
-    return pattern.value[:-1], first.name, values
+    values: dict[str, None] = {}
+    client = False
+    for rule in rules:
+        sym = rule.expansion[1]
+        if isinstance(sym, NonTerminal):
+            (inner,) = by_origin[sym.name]
+            if inner.options.template_source != CLIENT_TEMPLATE or len(inner.expansion) != 1:
+                raise ValueError(f"{first.name}: value {sym.name} is neither a terminal nor {CLIENT_TEMPLATE}{{…}}")
+            sym, client = inner.expansion[0], True
+        values[sym.name] = None
+    return pattern.value[:-1], first.name, tuple(values), client
 
 
 def _walk(
     parser: Lark,
     by_origin: dict[str, list[Rule]],
     name: str,
-    out: list[tuple[str, str, str, tuple[str, ...]]],
+    out: list[_Pair],
 ) -> None:
     """Flatten a group rule in order: of its alternatives, follow the one naming the most keys."""
     rules = by_origin[name]
-    pair = _pair_key(parser, rules)
+    pair = _pair_key(parser, by_origin, rules)
     if pair is not None:
         if all(item[1] != name for item in out):
-            out.append((pair[0], name, pair[1], pair[2]))
+            out.append((pair[0], name, pair[1], pair[2], pair[3]))
         return
-    best: list[tuple[str, str, str, tuple[str, ...]]] = []
+    best: list[_Pair] = []
     for rule in rules:
         seq = list(out)
         for sym in rule.expansion:
@@ -167,9 +190,11 @@ def load() -> Grammar:
     text = resources.files("gwlog").joinpath("agentgateway.lark").read_text(encoding="utf-8")
     parser = Lark(text, parser="lalr", lexer=_NoLexer, start="start", maybe_placeholders=False)
     by_origin = _rules_by_origin(parser)
-    flat: list[tuple[str, str, str, tuple[str, ...]]] = []
+    flat: list[_Pair] = []
     _walk(parser, by_origin, BUILTINS_RULE, flat)
-    keys = tuple(KeySpec(k, rule, rank, term, values) for rank, (k, rule, term, values) in enumerate(flat))
+    keys = tuple(
+        KeySpec(k, rule, rank, term, values, client) for rank, (k, rule, term, values, client) in enumerate(flat)
+    )
     patterns = {t.name: re.compile(t.pattern.to_regexp()) for t in parser.terminals}
     header: list[str] = []
     for sym in by_origin["start"][0].expansion:

@@ -20,7 +20,7 @@ from typing import Any
 
 from gwlog.events import Event, Identity, ParsedLine
 from gwlog.grammar import CONVERTERS, Grammar, load, parse_timestamp
-from gwlog.reference import ReferenceParser
+from gwlog.reference import ReferenceParser, shown
 from gwlog.scanner import Scanner
 from gwlog.unwrap import Unwrapper
 
@@ -149,7 +149,8 @@ class LineReader:
         try:
             when = parse_timestamp(time)
         except ValueError as exc:
-            return Reading(Outcome.MALFORMED, None, f"JSON request line: bad time {time!r}: {exc}", layers, "json")
+            reason = f"JSON request line: bad time {_short(time)}: {exc}"
+            return Reading(Outcome.MALFORMED, None, reason, layers, "json")
         return self._event(ParsedLine(when, result, "json"), layers, "json")
 
 
@@ -161,8 +162,8 @@ def _first_wins(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _short(value: Any) -> str:
-    text = value if isinstance(value, str) else repr(value)
-    return text if len(text) <= _SHOW else text[:_SHOW] + "…"
+    """Input quoted in a reason: short, one printable line (``gwlog.reference.shown``)."""
+    return shown(value, _SHOW)
 
 
 def _json_fields(g: Grammar, obj: dict[str, Any]) -> dict[str, Any] | str:
@@ -218,4 +219,4 @@ def _skip_reason(text: str) -> str:
         if "\x00" in text:
             return "binary data (NUL bytes), not a log line"
         return "continuation line without timestamp (multi-line message, or another program's output)"
-    return f"not a gateway log line: {_short(text)!r}"
+    return f"not a gateway log line: '{_short(text)}'"

@@ -2,10 +2,12 @@
 
 Raw values may hold SP, ``=`` and client-controlled text, so no lexer can know where one ends. The
 parser lexes candidate boundaries (`` <built-in key>=``) and searches the readings Lark's LALR
-parser accepts: among them the one with the most built-in fields, ties to the shortest raw values
-(so a forged `` key=`` inside a raw value stays in it unless it fits without displacing a real
-field: the §10 residual). The search is memoised per (position, LALR stack) and bounded, so
-adversarial lines stay cheap. Slow but exact: used for lines the scanner declines and by ``explain``.
+parser accepts: among them the one with the most built-in fields, then the fewest key candidates
+inside raw values the gateway wrote (rather than ones the client chose, ``_client{RAW}`` in the
+grammar), then the shortest raw values. So a forged `` key=`` inside a raw value stays in it unless
+it fits without displacing a real field (the §10 residual), and it never makes a real key part of a
+gateway value. The search is memoised per (position, LALR stack) and bounded, so adversarial lines
+stay cheap. Slow but exact: used for lines the scanner declines and by ``explain``.
 """
 
 from __future__ import annotations
@@ -37,6 +39,21 @@ BUDGET = 300_000
 CHAR_BUDGET = 50_000_000
 
 
+def shown(value: Any, limit: int = 60) -> str:
+    """Input quoted in a reason: at most ``limit`` characters (then "…"), as one printable line.
+
+    Non-printable characters (CR, LF, ESC, NUL, VT, NEL, U+2028, …) are escaped the way ``repr``
+    writes them (``\\r``, ``\\x1b``, ``\\u2028``), so a reason quoting a hostile line can neither
+    break the log line it is written on nor drive the terminal showing it. Every reason that quotes
+    input (here and in gwlog.reader) goes through this function.
+    """
+    text = value if isinstance(value, str) else repr(value)
+    cut = text[:limit]
+    if not cut.isprintable():
+        cut = "".join(c if c.isprintable() else repr(c)[1:-1] for c in cut)
+    return cut + "…" if len(text) > limit else cut
+
+
 class ReferenceParser:
     """``parse(line) -> ParsedLine | str``: the reading defined by the grammar, or why there is none."""
 
@@ -47,6 +64,7 @@ class ReferenceParser:
         self._first_key = re.compile(f"({alternation})=")
         self._key_terminal = {s.key: s.key_terminal for s in g.keys}
         self._values = {s.key: s.values for s in g.keys}
+        self._client = {s.key: s.client for s in g.keys}
         self._spaced = {t: g.spaced(t) for s in g.keys for t in s.values}
         self._quoted = {t: g.quoted(t) for s in g.keys for t in s.values}
         self._last = g.keys[-1].key  # duration: custom fields follow it
@@ -70,7 +88,7 @@ class ReferenceParser:
         try:
             when = parse_timestamp(ts)
         except ValueError as exc:
-            return f"bad timestamp {ts!r}: {exc}"
+            return f"bad timestamp '{shown(ts)}': {exc}"
         search = _Search(self, line[pos:])
         tree = search.run(ip)
         if tree is None:
@@ -79,10 +97,11 @@ class ReferenceParser:
         return ParsedLine(when, fields)
 
 
-# A reading of the rest of the line from some pair on: (built-in fields in it, its tokens as a
-# cons list ``(tokens of this pair, rest)``).
+# A reading of the rest of the line from some pair on: (built-in fields in it, minus the key
+# candidates inside gateway-written raw values in it, its tokens as a cons list ``(tokens of this
+# pair, rest)``). Readings compare by the first two, higher is better; both add up along the line.
 _Node = tuple[tuple[tuple[str, str], ...], Any]
-_Best = tuple[int, _Node]
+_Best = tuple[int, int, _Node]
 
 
 class _Search:
@@ -91,8 +110,10 @@ class _Search:
     Every real built-in the gateway wrote is a field of the true reading, and a forged ``key=``
     inside a raw value can only become a field by swallowing real ones into a raw value (fewer
     fields) or, when it fits the order without doing so, as the §10 residual. So among the readings
-    the grammar accepts the search takes the one with the most built-in fields; among those, the
-    shortest raw values (earliest cuts, README "Reading raw values correctly"). It runs Lark's LALR
+    the grammar accepts the search takes the one with the most built-in fields. Among those, the one
+    with the fewest key candidates inside raw values the gateway wrote: forged text stays in the
+    client's value (format doc §10) instead of a gateway value swallowing the real key after it.
+    Then the shortest raw values (earliest cuts, README "Reading raw values correctly"). It runs Lark's LALR
     table on state stacks only (cheap to copy), memoised per (position, LALR stack); the chosen
     tokens are then fed to Lark's interactive parser once to build the parse tree.
     """
@@ -159,7 +180,7 @@ class _Search:
             return None
         if best is None:
             return None
-        node: Any = best[1]
+        node: Any = best[2]
         while node is not None:
             tokens, node = node
             for term, value in tokens:
@@ -178,7 +199,7 @@ class _Search:
         best: _Best | None = None
         key = self.key_at.get(p)
         if key is None:
-            self._fail(p, f"expected a built-in key at {self.rest[p : p + 30]!r}")
+            self._fail(p, f"expected a built-in key at '{shown(self.rest[p : p + 31], 30)}'")
         else:
             key_token = (self.p._key_terminal[key], key + "=")
             after = self._fed(stack, key_token[0])
@@ -196,7 +217,7 @@ class _Search:
         for term in self.p._values[key]:
             pattern = self.p.grammar.patterns[term]
             if self.p._spaced[term] and not last:
-                found = self._raw(key_token, stack, term, pattern, v)
+                found = self._raw(key_token, stack, term, pattern, v, self.p._client[key])
             else:
                 if self.p._quoted[term]:
                     m = pattern.match(rest, v)
@@ -208,22 +229,29 @@ class _Search:
                     end = rest.find(" ", v)
                     end = len(rest) if end < 0 else end
                     if pattern.fullmatch(rest, v, end) is None:
-                        self._fail(v, f"{key}={rest[v:end][:40]!r} is not {term}")
+                        self._fail(v, f"{key}='{shown(rest[v : min(end, v + 41)], 40)}' is not {term}")
                         continue
                 found = self._then(key_token, stack, term, rest[v:end], end, last)
-            if found is not None and (best is None or found[0] > best[0]):
+            if found is not None and (best is None or found[:2] > best[:2]):
                 best = found
         return best
 
     def _raw(
-        self, key_token: tuple[str, str], stack: list[int], term: str, pattern: re.Pattern[str], v: int
+        self,
+        key_token: tuple[str, str],
+        stack: list[int],
+        term: str,
+        pattern: re.Pattern[str],
+        v: int,
+        client: bool,
     ) -> _Best | None:
         """A raw value: cut it at each later boundary whose key the parser accepts.
 
         The LALR state after the value does not depend on its text, so which keys may follow is
         decided once per key; the value's own pattern is checked only for accepted cuts. Cuts are
-        tried in line order and the search stops once no later cut can beat the best count: on
-        an ordinary line the first cut uses every candidate, so the search is linear.
+        tried in line order and the search stops once no later cut can beat the best score: on
+        an ordinary line the first cut uses every candidate, so the search is linear. The key
+        candidates a cut leaves inside the value count against the reading unless ``client``.
         """
         after = self._fed(stack, term, _SP)
         if after is None:
@@ -231,9 +259,15 @@ class _Search:
         accepts: dict[str, bool] = {}
         best: _Best | None = None
         bounds = self.bounds
-        for i in range(bisect.bisect_left(bounds, v), len(bounds)):
-            if best is not None and 1 + len(bounds) - i <= best[0]:
-                break  # even if every later candidate were a field, this cut could not win
+        first = bisect.bisect_left(bounds, v)
+        weight = 0 if client else 1
+        for i in range(first, len(bounds)):
+            if best is not None:
+                # even if every later candidate were a field, this cut could at best tie on fields
+                # (then with i - first candidates inside this value) and no later cut could
+                most = 1 + len(bounds) - i
+                if most < best[0] or (most == best[0] and -weight * (i - first) <= best[1]):
+                    break
             self.steps += 1
             b = bounds[i]
             key = self.key_at[b + 1]
@@ -248,10 +282,14 @@ class _Search:
             if pattern.fullmatch(self.rest, v, b) is None:
                 continue
             sub = self._at(b + 1, after)
-            # ties go to the earlier cut (shorter raw value): a forged copy of a key inside its own
-            # value must not win by an earlier raw value swallowing the real key
-            if sub is not None and (best is None or sub[0] + 1 > best[0]):
-                best = (sub[0] + 1, ((key_token, (term, self.rest[v:b]), (_SP, " ")), sub[1]))
+            if sub is None:
+                continue
+            # fewer candidates inside gateway values, then the earlier cut (shorter raw value): a
+            # forged copy of a key inside its own value must not win by an earlier raw value
+            # swallowing the real key
+            score = (sub[0] + 1, sub[1] - weight * (i - first))
+            if best is None or score > best[:2]:
+                best = (*score, ((key_token, (term, self.rest[v:b]), (_SP, " ")), sub[2]))
         return best
 
     def _then(
@@ -263,18 +301,18 @@ class _Search:
             return None
         if last:
             tail = self._tail(after, end)
-            return None if tail is None else (1, ((key_token, (term, value), *tail), None))
+            return None if tail is None else (1, 0, ((key_token, (term, value), *tail), None))
         if end >= len(self.rest) or self.rest[end] != " ":
             self._fail(end, "value not followed by SP")
             return None
         if end + 1 not in self.key_at:
-            self._fail(end + 1, f"value ends before {self.rest[end : end + 30]!r}, not a built-in key")
+            self._fail(end + 1, f"value ends before '{shown(self.rest[end : end + 31], 30)}', not a built-in key")
             return None
         after_sp = self._fed(after, _SP)
         sub = None if after_sp is None else self._at(end + 1, after_sp)
         if sub is None:
             return None
-        return (sub[0] + 1, ((key_token, (term, value), (_SP, " ")), sub[1]))
+        return (sub[0] + 1, sub[1], ((key_token, (term, value), (_SP, " ")), sub[2]))
 
     def _tail(self, stack: list[int], pos: int) -> list[tuple[str, str]] | None:
         """After ``duration``: typed custom fields only, each `` key=value``; their tokens or None."""
@@ -311,7 +349,7 @@ class _Search:
 
     def _feed(self, stack: list[int], tokens: list[tuple[str, str]], term: str, value: str, pos: int) -> None:
         if not self._step(stack, term):
-            raise _TailError(pos, f"custom value is not typed at {self.rest[pos : pos + 30]!r}")
+            raise _TailError(pos, f"custom value is not typed at '{shown(self.rest[pos : pos + 31], 30)}'")
         tokens.append((term, value))
 
     def _custom_token(self, pos: int) -> tuple[str, str]:
@@ -322,7 +360,7 @@ class _Search:
             if m is not None and m.end() > pos and (best is None or len(m.group()) > len(best[1])):
                 best = (term, m.group())
         if best is None:
-            raise _TailError(pos, f"custom value is not typed at {self.rest[pos : pos + 30]!r}")
+            raise _TailError(pos, f"custom value is not typed at '{shown(self.rest[pos : pos + 31], 30)}'")
         return best
 
 
