@@ -19,8 +19,9 @@ from gwlog.config import Config, load_config, parse_listen
 from gwlog.errors import ConfigError
 
 if TYPE_CHECKING:
-    from gwlog.metrics import MetricsStore
-    from gwlog.server import MetricsServer
+    from collections.abc import Callable
+
+    from gwlog.pipeline import Pipeline, StopFlag
 
 app = typer.Typer(
     name="gwlog",
@@ -72,15 +73,37 @@ def _apply_flags(config: Config, listen: str | None, rotate: str | None, web_con
         config.server.web_config = str(web_config)
 
 
-def _start_server(config: Config, store: MetricsStore, serve_metrics: bool) -> MetricsServer | None:
+def _pipeline(config: Config, archive: str | None) -> Pipeline:
+    from gwlog.pipeline import Pipeline
+
+    try:
+        return Pipeline(config, archive_path=archive)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _drive(config: Config, pipeline: Pipeline, run: Callable[[StopFlag], None], *, serve_metrics: bool,
+           metrics_out: Path | None) -> None:  # fmt: skip
+    """Signals, /metrics, the run, then the archive flushed and the final exposition written."""
+    from gwlog.pipeline import StopFlag
     from gwlog.server import ServerError, serve
 
-    if not serve_metrics:
-        return None
+    stop = StopFlag(on_hup=pipeline.reload_teams)
+    stop.install()
+    server = None
+    if serve_metrics:
+        try:
+            server = serve(pipeline.store, config.server.listen, web_config=config.server.web_config)
+        except (ServerError, ConfigError) as exc:
+            raise _fail(str(exc), 1) from None
     try:
-        return serve(store, config.server.listen, web_config=config.server.web_config)
-    except (ServerError, ConfigError) as exc:
-        raise _fail(str(exc), 1) from None
+        run(stop)
+    finally:
+        ok = pipeline.finish(str(metrics_out) if metrics_out else None)
+        if server is not None:
+            server.stop()
+    if not ok:
+        raise _fail("the archive could not be fully written (see messages above)", 1)
 
 
 @app.command()
@@ -103,25 +126,13 @@ def parse(
 
         gwlog parse --no-serve --metrics-out final.prom < agentgateway.log
     """
-    from gwlog.pipeline import Pipeline, StopFlag, run_stdin
+    from gwlog.pipeline import run_stdin
 
     config = _load(config_path)
     _apply_flags(config, listen, archive_rotate, web_config)
-    try:
-        pipeline = Pipeline(config, archive_path=archive)
-    except ConfigError as exc:
-        raise _fail(str(exc)) from None
-    stop = StopFlag(on_hup=pipeline.reload_teams)
-    stop.install()
-    server = _start_server(config, pipeline.store, serve_metrics=not no_serve)
-    try:
-        run_stdin(pipeline, stop)
-    finally:
-        ok = pipeline.finish(str(metrics_out) if metrics_out else None)
-        if server is not None:
-            server.stop()
-    if not ok:
-        raise _fail("the archive could not be fully written (see messages above)", 1)
+    pipeline = _pipeline(config, archive)
+    _drive(config, pipeline, lambda stop: run_stdin(pipeline, stop),
+           serve_metrics=not no_serve, metrics_out=metrics_out)  # fmt: skip
 
 
 @app.command()
@@ -158,7 +169,7 @@ def tail(
 
         gwlog tail '/var/log/pods/*_agentgateway-*/*/*.log'
     """
-    from gwlog.pipeline import Pipeline, StopFlag, TailRunner
+    from gwlog.pipeline import TailRunner
     from gwlog.tailer import Tailer, TailerError, resolve_docker_container
 
     config = _load(config_path)
@@ -180,27 +191,14 @@ def tail(
         Path(config.tail.state_dir).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise _fail(f"state dir {config.tail.state_dir}: {exc.strerror}; pass a writable --state-dir") from None
-    try:
-        pipeline = Pipeline(config, archive_path=archive)
-    except ConfigError as exc:
-        raise _fail(str(exc)) from None
-    stop = StopFlag(on_hup=pipeline.reload_teams)
-    stop.install()
+    pipeline = _pipeline(config, archive)
 
     def make_tailer(state: dict | None) -> Tailer:
         return Tailer(patterns, state=state, from_end=config.tail.from_end, drain_grace=config.tail.drain_grace)
 
     runner = TailRunner(pipeline, make_tailer, config.tail.state_dir,
                         config.tail.checkpoint_interval, config.tail.poll_interval)  # fmt: skip
-    server = _start_server(config, pipeline.store, serve_metrics=not no_serve)
-    try:
-        runner.run(stop)
-    finally:
-        ok = pipeline.finish(str(metrics_out) if metrics_out else None)
-        if server is not None:
-            server.stop()
-    if not ok:
-        raise _fail("the archive could not be fully written (see messages above)", 1)
+    _drive(config, pipeline, runner.run, serve_metrics=not no_serve, metrics_out=metrics_out)
 
 
 def _when(text: str | None, flag: str) -> datetime | None:
