@@ -29,6 +29,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 
+from gwlog.config import parse_listen
 from gwlog.errors import ConfigError
 from gwlog.metrics import MetricsStore
 
@@ -334,15 +335,6 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
 
-def parse_listen(listen: str) -> tuple[str, int]:
-    """``HOST:PORT``, ``:PORT`` or ``[v6]:PORT`` → (host, port); ValueError with the expected form."""
-    host, sep, port = listen.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"listen address {listen!r}: expected HOST:PORT, e.g. 0.0.0.0:3903 or [::]:3903")
-    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    return host or "0.0.0.0", int(port)
-
-
 class MetricsServer:
     """Serves ``/metrics``, ``/`` and ``/-/healthy`` from a registry in a daemon thread.
 
@@ -420,12 +412,6 @@ def serve(
         source.register(registry)
     else:
         registry = source
-    if isinstance(listen, str):
-        try:
-            host, port = parse_listen(listen)
-        except ValueError as exc:
-            raise ConfigError("command line", "--listen", str(exc), "write --listen 0.0.0.0:3903") from None
-    else:
-        host, port = listen
+    host, port = parse_listen(listen, "command line", "--listen") if isinstance(listen, str) else listen
     config = WebConfig.load(web_config) if web_config else None
     return MetricsServer(registry, host, port, config).start()
