@@ -87,3 +87,17 @@ def test_check_config_prints_effective_config_and_fails_on_errors(tmp_path: Path
     out = subprocess.run([*GWLOG, "check-config", str(bad)], capture_output=True, text=True)
     assert out.returncode == 2
     assert out.stderr.count("\n") == 1 and "[server] listen" in out.stderr
+
+
+def test_the_readme_example_is_a_valid_config(tmp_path: Path) -> None:
+    """The full example in the README must load (secret paths pointed at files we create)."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = readme.split("```toml\n[server]\n", 1)[1].split("```", 1)[0]
+    for name in ("owui_jwt_key", "gwlog_hash_key"):
+        secret = tmp_path / name
+        secret.write_text("s" * 32)
+        block = block.replace(f"/run/secrets/{name}", str(secret))
+    config = load_config(write(tmp_path, "[server]\n" + block))
+    assert config.archive.rotate == "daily" and config.tail.from_end is False
+    assert config.cardinality.caps()["user"] == 1000
+    assert config.privacy.hash_identities
