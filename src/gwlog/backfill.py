@@ -41,7 +41,7 @@ from gwlog.events import Event
 from gwlog.metrics import MetricsStore
 from gwlog.openmetrics import History
 from gwlog.pipeline import STATE_VERSION as PIPELINE_STATE_VERSION
-from gwlog.pipeline import Pipeline, write_atomically
+from gwlog.pipeline import Pipeline, freeze_heap, write_atomically
 from gwlog.reader import Outcome
 from gwlog.tailer import FP_BYTES, _classify, event_id, fingerprint
 from gwlog.tailer import STATE_VERSION as TAILER_STATE_VERSION
@@ -304,6 +304,7 @@ def run_task(task: Task) -> TaskResult:
     result = TaskResult(task.index)
     part = None if settings.part_dir is None else os.path.join(settings.part_dir, f"{task.index:08d}.jsonl")
     pipe = _TaskPipeline(settings, part)
+    freeze_heap()
     archive = pipe.archive
     for _ in _read_range(pipe, task, result, settings.hold_unterminated):
         if archive is not None and archive.pending >= 10_000:

@@ -70,6 +70,10 @@ def _first(fields: dict[str, Any], keys: tuple[str, ...]) -> Any:
     return None
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _int_or_none(value: Any) -> int | None:
     return value if type(value) is int else None
 
@@ -108,25 +112,50 @@ class Event:
     @classmethod
     def from_parsed(cls, parsed: ParsedLine) -> Event:
         """Derive provider, models, tokens, duration and gateway cost from the raw fields."""
+        # Hot path (once per line): the *_KEYS fallbacks of _first inlined (same order); a newest-name
+        # value that is None falls back to the legacy name, exactly as _first does.
         f = parsed.fields
-        cost = f.get(COST_KEY)
-        ttft = f.get(TTFT_KEY)
+        get = f.get
+        cost = get(COST_KEY)
+        ttft = get(TTFT_KEY)
+        provider = get("gen_ai.provider.name")
+        if provider is None:
+            provider = get("llm.provider")
+        req = get("gen_ai.request.model")
+        if req is None:
+            req = get("llm.request.model")
+        resp = get("gen_ai.response.model")
+        if resp is None:
+            resp = get("llm.response.model")
+        inp = get("gen_ai.usage.input_tokens")
+        if inp is None:
+            inp = get("llm.request.tokens")
+        out = get("gen_ai.usage.output_tokens")
+        if out is None:
+            out = get("llm.response.tokens")
+        status = get("http.status")
+        cr = get(CACHE_READ_KEY)
+        cw = get(CACHE_WRITE_KEY)
+        rs = get(REASONING_KEY)
+        dur = get("duration")
+        gateway_cost = isinstance(cost, Decimal)
+        tt = type(ttft)
         return cls(
-            ts=parsed.ts,
-            fields=f,
-            provider=_first(f, PROVIDER_KEYS) or None,
-            request_model=_first(f, REQUEST_MODEL_KEYS) or None,
-            response_model=_first(f, RESPONSE_MODEL_KEYS) or None,
-            status=_int_or_none(f.get("http.status")),
-            input_tokens=_int_or_none(_first(f, INPUT_TOKEN_KEYS)),
-            output_tokens=_int_or_none(_first(f, OUTPUT_TOKEN_KEYS)),
-            cache_read_tokens=_int_or_none(f.get(CACHE_READ_KEY)),
-            cache_write_tokens=_int_or_none(f.get(CACHE_WRITE_KEY)),
-            reasoning_tokens=_int_or_none(f.get(REASONING_KEY)),
-            duration_ms=_int_or_none(f.get("duration")),
-            ttft_s=float(ttft) if isinstance(ttft, int | float) and not isinstance(ttft, bool) else None,
-            cost_usd=cost if isinstance(cost, Decimal) else None,
-            cost_source="gateway" if isinstance(cost, Decimal) else None,
+            parsed.ts,
+            f,
+            provider=provider or None,
+            request_model=req or None,
+            response_model=resp or None,
+            status=status if type(status) is int else None,
+            input_tokens=inp if type(inp) is int else None,
+            output_tokens=out if type(out) is int else None,
+            cache_read_tokens=cr if type(cr) is int else None,
+            cache_write_tokens=cw if type(cw) is int else None,
+            reasoning_tokens=rs if type(rs) is int else None,
+            duration_ms=dur if type(dur) is int else None,
+            ttft_s=float(ttft) if tt is float or tt is int or _number(ttft) else None,  # type: ignore[arg-type]
+            cost_usd=cost if gateway_cost else None,
+            cost_source="gateway" if gateway_cost else None,
         )
 
     def apply_identity(self, identity: Identity) -> None:

@@ -23,6 +23,7 @@ import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Self
 from urllib.parse import unquote
@@ -532,6 +533,11 @@ def _number(value: Any) -> float | None:
 _EMAIL, _ID, _NAME, _ROLE, _CHAT, _KEY, _GROUPS, _JWT = range(8)
 _ATTR_SLOT = {"user_email": _EMAIL, "user_id": _ID, "user_name": _NAME, "api_key_name": _KEY}
 _CACHE_MAX = 65536
+_RESULTS_MAX = 4096  # cached identities per candidate-key set
+
+
+def _no_values(fields: dict[str, Any]) -> tuple[()]:
+    return ()
 
 
 def _clean(value: Any) -> str | None:
@@ -586,6 +592,9 @@ class IdentityResolver:
         # frozenset of present candidate keys → ((slot, keys present in priority order), …)
         self._plans: dict[frozenset[str], tuple[tuple[int, tuple[str, ...]], ...]] = {}
         self._team_cache: dict[tuple[Any, ...], str] = {}
+        # field-name sequence → (getter of the candidate values but chat, result cache or None, chat keys)
+        self._shapes: dict[tuple[str, ...], tuple[Callable[[dict[str, Any]], Any], dict | None, tuple[str, ...]]] = {}
+        self._results: dict[tuple[str, ...], dict[Any, tuple[Any, ...]]] = {}
 
     @classmethod
     def default(cls) -> IdentityResolver:
@@ -607,8 +616,61 @@ class IdentityResolver:
         self._plans[present] = plan
         return plan
 
+    def _shape(self, shape: tuple[str, ...]) -> tuple[Callable[[dict[str, Any]], Any], dict | None, tuple[str, ...]]:
+        """How lines with these field names are resolved: the values that decide the identity
+        (every present candidate but chat ids, which are per conversation), a cache of results
+        keyed by them, and the chat candidates. No cache when a JWT is present: its claims
+        depend on the line's time and rejected tokens are counted per line."""
+        present = frozenset(self._keys.intersection(shape))
+        plan = self._plans.get(present) or self._plan(present) if present else ()
+        keys = tuple(k for slot, hit in plan if slot != _CHAT for k in hit)
+        chat = next((hit for slot, hit in plan if slot == _CHAT), ())
+        cache = None if any(slot == _JWT for slot, _ in plan) else self._results.setdefault(keys, {})
+        getter: Callable[[dict[str, Any]], Any] = itemgetter(*keys) if keys else _no_values
+        if len(self._shapes) >= 4096:
+            self._shapes.clear()
+        entry = self._shapes[shape] = (getter, cache, chat)
+        return entry
+
     def resolve(self, fields: dict[str, Any], ts: datetime | None = None) -> Identity:
-        """The identity of one line. ``ts`` (the line's time) checks JWT expiry; default: now."""
+        """The identity of one line. ``ts`` (the line's time) checks JWT expiry; default: now.
+
+        Hot path: lines with the same candidate values (but chat id) get the same identity, so
+        the result is cached by those values; only the chat id is read (and hashed) per line.
+        """
+        shape = tuple(fields)
+        entry = self._shapes.get(shape)
+        if entry is None:
+            entry = self._shape(shape)
+        getter, cache, chat_keys = entry
+        if cache is None:
+            return self._resolve(fields, ts)
+        try:
+            values = getter(fields)
+            hit = cache.get(values)
+        except TypeError:  # an unhashable candidate value (a list or object): no caching
+            return self._resolve(fields, ts)
+        if hit is None:
+            ident = self._resolve(fields, ts)
+            if len(cache) >= _RESULTS_MAX:
+                cache.clear()
+            hit = cache[values] = (ident.user, ident.user_id, ident.user_email, ident.user_name,
+                                   ident.user_role, ident.team)  # fmt: skip
+            return ident
+        chat = None
+        for k in chat_keys:
+            raw = fields[k]
+            v = raw.strip() if type(raw) is str else _clean(raw)
+            if v:
+                chat = v
+                break
+        if chat is not None and (h := self._label_hash) is not None:
+            chat = h(chat)
+        user, uid, email, name, role, team = hit
+        return Identity(user, uid, email, name, role, chat, team)
+
+    def _resolve(self, fields: dict[str, Any], ts: datetime | None) -> Identity:
+        """``resolve`` without the result cache."""
         present = self._keys.intersection(fields)
         if not present:
             return Identity(team=self.teams.default)

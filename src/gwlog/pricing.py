@@ -15,10 +15,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
-from genai_prices import Usage, data_snapshot
-from genai_prices.types import ModelInfo, ModelPrice, TieredPrices, TimeOfDateConstraint
+if TYPE_CHECKING:
+    from genai_prices.types import ModelInfo, ModelPrice
+
+# genai_prices (pydantic models + the price snapshot: ~13 MiB, ~0.1 s) is imported only when an
+# event needs it; runs whose lines all carry the gateway's own cost never load it.
 
 from gwlog.errors import ConfigError
 from gwlog.events import Event
@@ -216,6 +219,8 @@ class _Rates:
     __slots__ = ("_buckets", "_price", "_starts")
 
     def __init__(self, price: ModelPrice) -> None:
+        from genai_prices.types import TieredPrices
+
         self._price = price
         starts: set[int] = set()
         for value in vars(price).values():
@@ -238,6 +243,8 @@ class _Rates:
         return c0 + (inp - cr - cw) * a_in + cr * a_cr + cw * a_cw + (out - rs) * a_out + rs * a_rs
 
     def _calc(self, inp: int, cr: int, cw: int, out: int, rs: int) -> Decimal:
+        from genai_prices import Usage
+
         usage = Usage(
             input_tokens=inp,
             cache_read_tokens=cr,
@@ -292,6 +299,8 @@ class _Model:
 
 
 def _by_minute(info: ModelInfo) -> bool:
+    from genai_prices.types import TimeOfDateConstraint
+
     return isinstance(info.prices, list) and any(
         isinstance(p.constraint, TimeOfDateConstraint) for p in info.prices
     )
@@ -415,6 +424,8 @@ class Pricer:
             target = self.config.providers[provider]
             if target is None:
                 return None
+        from genai_prices import data_snapshot
+
         snapshot = data_snapshot.get_snapshot()
         attempts = [target]
         if target is None or target in _MULTI_VENDOR:

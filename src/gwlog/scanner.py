@@ -111,8 +111,8 @@ class Scanner:
         dv = line[j:e]
         if self._last_pattern.fullmatch(dv) is None:
             return None
-        fields: dict[str, Any] = {}
-        if d >= start and not self._builtins(line[start:d], fields):
+        fields = self._builtins(line[start:d]) if d >= start else {}
+        if fields is None:
             return None
         fields[self._last_name] = self._last_conv(dv)
         if e < len(line) and not self._tail(line, e, fields):
@@ -129,8 +129,8 @@ class Scanner:
             self._seconds[ts[:19]] = base
         return ParsedLine(base.replace(microsecond=int(ts[20:-1])), fields)
 
-    def _builtins(self, body: str, fields: dict[str, Any]) -> bool:
-        """Built-in pairs before ``duration``; False = decline.
+    def _builtins(self, body: str) -> dict[str, Any] | None:
+        """Built-in pairs before ``duration`` as a new dict; None = decline.
 
         Fast path (almost every real line): every SP-separated token is ``known-key=value``, keys
         strictly in order, so no raw value holds an SP; the dict is built at C speed and only the
@@ -140,38 +140,37 @@ class Scanner:
         try:
             pairs: dict[str, Any] = dict([p.split("=", 1) for p in parts])
         except ValueError:  # a token without "=": part of a raw (or quoted) value
-            return self._builtins_loop(parts, fields)
+            return self._builtins_loop(parts)
         if len(pairs) != len(parts):  # a key repeated: the dict kept only its last value
-            return self._builtins_loop(parts, fields)
+            return self._builtins_loop(parts)
         shape = tuple(pairs)
         typed = self._shapes.get(shape, _UNSEEN)
         if typed is _UNSEEN:
             typed = self._shape(shape)
         if typed is None:
-            return self._builtins_loop(parts, fields)
+            return self._builtins_loop(parts)
         if "" in pairs.values() and any(v == "" and k not in self._may_be_empty for k, v in pairs.items()):
-            return False
+            return None
         ints, others = typed
         for key in ints:
             v = pairs[key]
             digits = v[1:] if v[:1] == "-" else v
             if not (digits.isdigit() and digits.isascii()):
-                return False
+                return None
             pairs[key] = int(v)
         for key, kind, conv, check, q in others:
             v = pairs[key]
             if kind == _TOKEN:
                 if check.fullmatch(v) is None:
-                    return False
+                    return None
                 pairs[key] = conv(v)
             elif v[:1] == '"':  # quoted, or quoted-or-raw starting with a quote
                 if q.fullmatch(v) is None:
-                    return False
+                    return None
                 pairs[key] = self._quoted_conv(v)
             elif kind == _QUOTED or (check is not None and check.fullmatch(v) is None):
-                return False
-        fields.update(pairs)
-        return True
+                return None
+        return pairs
 
     def _shape(self, shape: tuple[str, ...]) -> _ShapeInfo | None:
         """For a key sequence: the typed keys to check, or None when the token loop must decide
@@ -188,8 +187,12 @@ class Scanner:
             self._shapes[shape] = info
         return info
 
-    def _builtins_loop(self, parts: list[str], fields: dict[str, Any]) -> bool:
+    def _builtins_loop(self, parts: list[str]) -> dict[str, Any] | None:
         """Token loop: greedy shortest raw values, the reference parser's first path."""
+        fields: dict[str, Any] = {}
+        return fields if self._builtins_loop_into(parts, fields) else None
+
+    def _builtins_loop_into(self, parts: list[str], fields: dict[str, Any]) -> bool:
         table = self._table
         last = -1
         raw_key: str | None = None  # the raw value being extended
@@ -242,8 +245,13 @@ class Scanner:
     def _tail(self, line: str, pos: int, fields: dict[str, Any]) -> bool:
         """Custom fields after ``duration``: `` key=value``, every value typed; False = decline."""
         if self._simple_tail.fullmatch(line, pos) is not None:  # header values: plain strings
+            pairs = self._simple_pair.findall(line, pos)
+            custom = dict(pairs)
+            if len(custom) == len(pairs) and fields.keys().isdisjoint(custom):
+                fields.update(custom)  # no repeated key: the same as setdefault one by one
+                return True
             setdefault = fields.setdefault
-            for key, value in self._simple_pair.findall(line, pos):
+            for key, value in pairs:
                 setdefault(key, value)
             return True
         n = len(line)
