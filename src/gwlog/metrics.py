@@ -321,7 +321,9 @@ class MetricsStore:
         if not (user.isascii() and team.isascii() and provider.isascii() and model.isascii()):
             user, team, provider, model = _utf8(user), _utf8(team), _utf8(provider), _utf8(model)
         ts = event.ts.timestamp()
-        tokens = event.tokens()
+        # event.tokens() inlined (hot path): the same types, order and truthiness
+        inp, out, cr, cw, rs = (event.input_tokens, event.output_tokens, event.cache_read_tokens,
+                                event.cache_write_tokens, event.reasoning_tokens)  # fmt: skip
         cost = event.cost_usd
         if cost is not None and not cost.is_finite():
             cost = None
@@ -350,10 +352,19 @@ class MetricsStore:
                 rec = self._usage[key] = _Usage()
             reqs = rec.requests
             reqs[status] = reqs.get(status, 0) + 1
-            if tokens:
+            if inp or out or cr or cw or rs:
                 counted = rec.tokens
-                for kind, n in tokens.items():
-                    counted[kind] = counted.get(kind, 0) + n
+                get = counted.get
+                if inp:
+                    counted["input"] = get("input", 0) + inp
+                if out:
+                    counted["output"] = get("output", 0) + out
+                if cr:
+                    counted["cache_read"] = get("cache_read", 0) + cr
+                if cw:
+                    counted["cache_write"] = get("cache_write", 0) + cw
+                if rs:
+                    counted["reasoning"] = get("reasoning", 0) + rs
                 if cost is None:
                     pm = (provider, model)
                     self._unpriced[pm] = self._unpriced.get(pm, 0) + 1
