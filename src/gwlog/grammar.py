@@ -19,7 +19,8 @@ from typing import Any
 
 from lark import Lark
 from lark.grammar import NonTerminal, Rule, Terminal
-from lark.lexer import Lexer, LexerState, PatternStr, Token
+from lark.lexer import Lexer, LexerState, PatternStr, TerminalDef, Token
+from lark.load_grammar import load_grammar
 
 BUILTINS_RULE = "builtins"
 #: Deepest custom object/array nesting read (CEL values are shallow; deeper is garbage or an attack).
@@ -108,7 +109,7 @@ class _NoLexer(Lexer):
 class Grammar:
     """The loaded grammar plus everything derived from it."""
 
-    lark: Lark
+    text: str  # the grammar source
     keys: tuple[KeySpec, ...]
     by_key: dict[str, KeySpec]
     by_rule: dict[str, KeySpec]
@@ -123,8 +124,32 @@ class Grammar:
     def quoted(self, terminal: str) -> bool:
         return self.patterns[terminal].pattern.startswith('"')
 
+    @property
+    def lark(self) -> Lark:
+        """The LALR parser, for the reference parser only: built on first use (~0.35 s of CPU and
+        ~20 MiB of peak RSS), so runs whose lines the scanner reads never pay for it."""
+        return _lalr(self.text)
 
-def _rules_by_origin(parser: Lark) -> dict[str, list[Rule]]:
+
+@cache
+def _lalr(text: str) -> Lark:
+    return Lark(text, parser="lalr", lexer=_NoLexer, start="start", maybe_placeholders=False)
+
+
+class _Compiled:
+    """The grammar compiled to BNF rules and terminals, as ``Lark`` compiles it, without building
+    parser tables: all the key table and the scanner need."""
+
+    def __init__(self, text: str) -> None:
+        grammar, _ = load_grammar(text, "agentgateway.lark", (), False)
+        self.terminals, self.rules, _ = grammar.compile(["start"], set())
+        self._terminals = {t.name: t for t in self.terminals}
+
+    def get_terminal(self, name: str) -> TerminalDef:
+        return self._terminals[name]
+
+
+def _rules_by_origin(parser: Lark | _Compiled) -> dict[str, list[Rule]]:
     out: dict[str, list[Rule]] = {}
     for rule in parser.rules:
         out.setdefault(rule.origin.name, []).append(rule)
@@ -135,7 +160,7 @@ _Pair = tuple[str, str, str, tuple[str, ...], bool]  # key, rule, key terminal, 
 
 
 def _pair_key(
-    parser: Lark, by_origin: dict[str, list[Rule]], rules: list[Rule]
+    parser: Lark | _Compiled, by_origin: dict[str, list[Rule]], rules: list[Rule]
 ) -> tuple[str, str, tuple[str, ...], bool] | None:
     """``name: "key=" VALUE _SP`` → (key, key terminal, value terminals, client), else None.
 
@@ -161,7 +186,7 @@ def _pair_key(
 
 
 def _walk(
-    parser: Lark,
+    parser: Lark | _Compiled,
     by_origin: dict[str, list[Rule]],
     name: str,
     out: list[_Pair],
@@ -188,7 +213,7 @@ def _walk(
 def load() -> Grammar:
     """Load ``agentgateway.lark`` (shipped inside the package) and derive the key table."""
     text = resources.files("gwlog").joinpath("agentgateway.lark").read_text(encoding="utf-8")
-    parser = Lark(text, parser="lalr", lexer=_NoLexer, start="start", maybe_placeholders=False)
+    parser = _Compiled(text)
     by_origin = _rules_by_origin(parser)
     flat: list[_Pair] = []
     _walk(parser, by_origin, BUILTINS_RULE, flat)
@@ -217,7 +242,7 @@ def load() -> Grammar:
                 else:
                     stack.append(sym.name)
     return Grammar(
-        lark=parser,
+        text=text,
         keys=keys,
         by_key={s.key: s for s in keys},
         by_rule={s.rule: s for s in keys},

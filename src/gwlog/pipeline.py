@@ -37,12 +37,13 @@ READ_CHUNK = 256 << 10  # per read from stdin; bigger chunks only raise the peak
 # Lines per tail batch: small enough that a batch's lines, events and archive records stay a few MB
 # (peak RSS), large enough that per-batch costs (ack, archive write) vanish.
 POLL_BATCH_LINES = 2_000
-# One line for the scanner, one it declines (a repeated key) so the reference parser is built too.
+# A line the scanner reads (grammar key table, price tables). The reference parser's LALR tables
+# (~0.4 s, ~20 MiB peak) are built only when a line the scanner declines first needs them.
 _WARM_UP = (
     "2026-01-01T00:00:00.1Z\tinfo\trequest src.addr=127.0.0.1:1 http.status=200 gen_ai.provider.name=openai "
     "gen_ai.request.model=gpt-4o gen_ai.usage.input_tokens=1 gen_ai.usage.output_tokens=1"
 )
-WARM_UP_LINES = (f"{_WARM_UP} duration=1ms", f"{_WARM_UP} gen_ai.request.model=x duration=1ms")
+WARM_UP_LINES = (f"{_WARM_UP} duration=1ms",)
 
 
 def _say(message: str) -> None:
@@ -82,7 +83,7 @@ class Pipeline:
         self._warm_up()
 
     def _warm_up(self) -> None:
-        """Load the grammar and the price tables now, so the first real line is not 1 s late."""
+        """Load the grammar's key table and the price tables now, so the first real line is not late."""
         reader = LineReader(self.resolver.resolve)
         for line in WARM_UP_LINES:
             event = reader.read(line).event
