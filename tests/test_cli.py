@@ -101,3 +101,19 @@ def test_report_from_the_archive_answers_per_team(tmp_path: Path) -> None:
     assert {team: row["requests"] for team, row in rows.items()} == truth
     bad = gwlog("report", str(archive), "--by", "planet")
     assert bad.returncode == 2 and "--by" in bad.stderr
+
+
+def test_report_reprice_uses_the_archived_tokens(tmp_path: Path) -> None:
+    archive = tmp_path / "events.jsonl"
+    result = gwlog("backfill", "--archive", str(archive), str(SAMPLES / "compose.log"))
+    assert result.returncode == 0, result.stderr
+    rows = {}
+    for flag in ((), ("--reprice",)):
+        out = gwlog("report", str(archive), "--by", "provider", "--format", "json", *flag)
+        assert out.returncode == 0, out.stderr
+        rows[bool(flag)] = {row["provider"]: row for row in orjson.loads(out.stdout)["rows"]}
+    assert rows[True].keys() == rows[False].keys()
+    assert all(rows[True][p]["requests"] == rows[False][p]["requests"] for p in rows[True])
+    # Repricing fills in what genai-prices knows: never more unpriced requests than before.
+    assert sum(r["unpriced"] for r in rows[True].values()) <= sum(r["unpriced"] for r in rows[False].values())
+    assert sum(float(r["cost_usd"]) for r in rows[True].values()) > 0
