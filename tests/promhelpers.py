@@ -154,8 +154,11 @@ def start_prometheus(
     rule_files: Iterable[str | Path] = (),
     scrape_interval: str = "1s",
     ready_timeout: float = 30.0,
+    data_dir: Path | None = None,
+    retention: str = "1d",
 ) -> PromServer:
-    """Start Prometheus on 127.0.0.1:<free port> with its config and TSDB under `tmp_path`."""
+    """Start Prometheus on 127.0.0.1:<free port> with its config under `tmp_path`; its TSDB is
+    `data_dir` when given (e.g. blocks made by promtool), else a fresh one under `tmp_path`."""
     require_prometheus()
     tmp_path.mkdir(parents=True, exist_ok=True)
     config = tmp_path / "prometheus.yml"
@@ -163,23 +166,23 @@ def start_prometheus(
     last_error = ""
     for attempt in range(3):  # the free port can be taken between bind(0) and Prometheus' listen
         port = free_port()
-        data_dir = tmp_path / f"data{attempt}"
+        tsdb = data_dir or tmp_path / f"data{attempt}"
         log_path = tmp_path / f"prometheus{attempt}.log"
         log = log_path.open("wb")
         proc = subprocess.Popen(
             [
                 PROMETHEUS,
                 f"--config.file={config}",
-                f"--storage.tsdb.path={data_dir}",
+                f"--storage.tsdb.path={tsdb}",
                 f"--web.listen-address=127.0.0.1:{port}",
-                "--storage.tsdb.retention.time=1d",
+                f"--storage.tsdb.retention.time={retention}",
                 "--log.level=warn",
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
-        server = PromServer(f"http://127.0.0.1:{port}", proc, data_dir, log_path, log)
+        server = PromServer(f"http://127.0.0.1:{port}", proc, tsdb, log_path, log)
         deadline = time.monotonic() + ready_timeout
         while time.monotonic() < deadline and proc.poll() is None:
             try:

@@ -6,8 +6,6 @@ import io
 import shutil
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from gwlog.openmetrics import History
-from tests.promhelpers import PROMETHEUS, PromServer, free_port, require_prometheus
+from tests.promhelpers import PromServer, start_prometheus
 
 STEP_A = """# HELP gwlog_requests_total Requests.
 # TYPE gwlog_requests_total counter
@@ -124,28 +122,7 @@ def line(ts: float, n: int) -> str:
 
 def start_prometheus_on(data_dir: Path, tmp_path: Path) -> PromServer:
     """Prometheus over an existing TSDB directory, 10y retention so backfilled blocks stay."""
-    require_prometheus()
-    config = tmp_path / "prometheus.yml"
-    config.write_text('{"global": {"scrape_interval": "1m"}, "scrape_configs": []}')
-    port = free_port()
-    log_path = tmp_path / "prometheus.log"
-    log = log_path.open("wb")
-    proc = subprocess.Popen(
-        [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={data_dir}",
-         f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=10y", "--log.level=warn"],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-    server = PromServer(f"http://127.0.0.1:{port}", proc, data_dir, log_path, log)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            with urllib.request.urlopen(f"{server.url}/-/ready", timeout=1) as resp:
-                if resp.status == 200:
-                    return server
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(0.1)
-    server.stop()
-    raise RuntimeError(f"prometheus did not start:\n{server.log_tail()}")
+    return start_prometheus(tmp_path, [], scrape_interval="1m", data_dir=data_dir, retention="10y")
 
 
 def test_promtool_blocks_answer_prometheus_queries_exactly(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gwlog.errors import ConfigError
+from gwlog.errors import ConfigError, check_keys
 from gwlog.identity import IdentityConfig, PrivacyConfig, TeamConfig
 from gwlog.metrics import CardinalityLimits
 from gwlog.pricing import PricingConfig
@@ -54,15 +54,6 @@ def parse_listen(text: Any, file: str, key: str) -> tuple[str, int]:
     raise ConfigError(file, key, f"{text!r} is not HOST:PORT", 'write e.g. "0.0.0.0:3903" or "127.0.0.1:9903"')
 
 
-def check_keys(section: dict[str, Any], allowed: set[str], file: str, name: str) -> None:
-    """Unknown keys are typos until proven otherwise: fail and list what is accepted."""
-    for key in section:
-        if key not in allowed:
-            raise ConfigError(
-                file, f"[{name}] {key}", "unknown key", f"remove it or use one of: {', '.join(sorted(allowed))}"
-            )
-
-
 def expect(value: Any, kind: type | tuple[type, ...], file: str, key: str, example: str) -> Any:
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise ConfigError(file, key, f"expected {_kind_name(kind)}, got {value!r}", f"write e.g. {example}")
@@ -84,7 +75,7 @@ class ServerConfig:
 
     @classmethod
     def from_section(cls, section: dict[str, Any], file: str) -> ServerConfig:
-        check_keys(section, {"listen", "web_config"}, file, "server")
+        check_keys(section, {"listen", "web_config"}, file, "[server]")
         out = cls()
         if "listen" in section:
             out.listen = parse_listen(section["listen"], file, "[server] listen")
@@ -105,7 +96,7 @@ class ArchiveConfig:
 
     @classmethod
     def from_section(cls, section: dict[str, Any], file: str) -> ArchiveConfig:
-        check_keys(section, {"path", "rotate", "compress", "max_buffered_events"}, file, "archive")
+        check_keys(section, {"path", "rotate", "compress", "max_buffered_events"}, file, "[archive]")
         out = cls()
         if section.get("path"):
             out.path = expect(section["path"], str, file, "[archive] path", '"/var/lib/gwlog/events.jsonl"')
@@ -141,7 +132,7 @@ class TailConfig:
     @classmethod
     def from_section(cls, section: dict[str, Any], file: str) -> TailConfig:
         allowed = {"state_dir", "start", "docker_root", "poll_interval", "drain_grace", "checkpoint_interval"}
-        check_keys(section, allowed, file, "tail")
+        check_keys(section, allowed, file, "[tail]")
         out = cls()
         if "state_dir" in section:
             out.state_dir = expect(section["state_dir"], str, file, "[tail] state_dir", '"/var/lib/gwlog"')
@@ -204,7 +195,7 @@ def config_from_dict(data: dict[str, Any], file: str) -> Config:
         if not isinstance(value, dict):
             raise ConfigError(file, name, "must be a table", f"write it as a [{name}] section")
     metrics = data.get("metrics", {})
-    check_keys(metrics, {"prefix"}, file, "metrics")
+    check_keys(metrics, {"prefix"}, file, "[metrics]")
     prefix = metrics.get("prefix", "gwlog")
     if not isinstance(prefix, str) or not _PREFIX.match(prefix):
         raise ConfigError(file, "[metrics] prefix", f"{prefix!r} is not a valid metric name prefix",

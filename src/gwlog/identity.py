@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import difflib
 import hashlib
 import hmac
 import json
 import re
 import time
 import tomllib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from operator import itemgetter
@@ -28,21 +27,12 @@ from pathlib import Path
 from typing import Any, Self
 from urllib.parse import unquote
 
-from gwlog.errors import ConfigError
+from gwlog.errors import ConfigError, check_keys
 from gwlog.events import Identity
 
 # --------------------------------------------------------------------------------------------
 # Config helpers (strict: unknown keys and wrong types are errors with a concrete fix)
 # --------------------------------------------------------------------------------------------
-
-
-def _check_keys(section: Mapping[str, Any], allowed: Iterable[str], file: str, where: str) -> None:
-    allowed = tuple(allowed)
-    for key in section:
-        if key not in allowed:
-            close = difflib.get_close_matches(key, allowed, n=1)
-            fix = f"did you mean {close[0]!r}?" if close else f"use one of: {', '.join(allowed)}"
-            raise ConfigError(file, f"{where} {key}", "unknown key", fix)
 
 
 def _str_list(value: Any, file: str, key: str, example: str) -> tuple[str, ...]:
@@ -179,7 +169,7 @@ class IdentityConfig:
 
     @classmethod
     def from_section(cls, section: dict[str, Any], file: str) -> Self:
-        _check_keys(section, cls.KEYS, file, "[identity]")
+        check_keys(section, cls.KEYS, file, "[identity]")
         kw: dict[str, Any] = {}
         for attr, defaults in DEFAULT_CANDIDATES.items():
             if attr in section:
@@ -248,7 +238,7 @@ class TeamConfig:
 
     @classmethod
     def from_section(cls, section: dict[str, Any], file: str) -> Self:
-        _check_keys(section, cls.KEYS, file, "[teams]")
+        check_keys(section, cls.KEYS, file, "[teams]")
         if "teams_file" not in section:
             return cls._rules(section, file, None)
         extra = sorted(set(section) - {"teams_file"})
@@ -280,7 +270,7 @@ class TeamConfig:
         if "teams_file" in section:
             raise ConfigError(path, "[teams] teams_file", "a teams file cannot point to another one",
                               "remove teams_file from the teams file")  # fmt: skip
-        _check_keys(section, cls.KEYS, path, "[teams]")
+        check_keys(section, cls.KEYS, path, "[teams]")
         return cls._rules(section, path, path)
 
     def reload(self) -> TeamConfig:
@@ -358,7 +348,7 @@ class TeamConfig:
         for i, item in enumerate(value):
             key = f"[[teams.regex]] #{i + 1}"
             rule = _table(item, file, key, example)
-            _check_keys(rule, ("pattern", "team", "on"), file, key)
+            check_keys(rule, ("pattern", "team", "on"), file, key)
             if "pattern" not in rule or "team" not in rule:
                 raise ConfigError(file, key, "needs both pattern and team", f"write {example}")
             pattern = _str(rule["pattern"], file, f"{key} pattern", '"^sec-"')
@@ -434,7 +424,7 @@ class PrivacyConfig:
 
     @classmethod
     def from_section(cls, section: dict[str, Any], file: str) -> Self:
-        _check_keys(section, cls.KEYS, file, "[privacy]")
+        check_keys(section, cls.KEYS, file, "[privacy]")
         kw: dict[str, Any] = {}
         for key in ("hash_identities", "hash_archive"):
             if key in section:

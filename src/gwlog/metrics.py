@@ -35,7 +35,7 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.utils import floatToGoString
 
 from gwlog import __version__
-from gwlog.errors import ConfigError
+from gwlog.errors import ConfigError, check_keys
 from gwlog.events import TOKEN_TYPES, Event
 
 OTHER = "__other__"
@@ -150,12 +150,7 @@ class CardinalityLimits:
           string with unit ms/s/m/h/d/w); ``"off"`` or ``0`` disables (default).
         """
         key_prefix = "[cardinality]"
-        known = ("max_users", "max_values", "default_max", "idle_expiry")
-        for key in section:
-            if key not in known:
-                raise ConfigError(
-                    file, f"{key_prefix} {key}", "unknown key", f"use one of {', '.join(known)}"
-                )
+        check_keys(section, ("max_users", "max_values", "default_max", "idle_expiry"), file, key_prefix)
 
         def positive(key: str, value: object, allow_zero: bool = False) -> int:
             if type(value) is not int or value < (0 if allow_zero else 1):

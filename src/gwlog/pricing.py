@@ -8,10 +8,9 @@ The rates are read off genai-prices itself by probing its calculator, so they ag
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 from bisect import bisect_left
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -23,7 +22,7 @@ if TYPE_CHECKING:
 # genai_prices (pydantic models + the price snapshot: ~13 MiB, ~0.1 s) is imported only when an
 # event needs it; runs whose lines all carry the gateway's own cost never load it.
 
-from gwlog.errors import ConfigError
+from gwlog.errors import ConfigError, check_keys
 from gwlog.events import Event
 
 _MTOK = Decimal(1_000_000)
@@ -57,15 +56,6 @@ DEFAULT_PROVIDERS: dict[str, str | None] = {
 # Hosts that serve other vendors' models (Claude on Vertex/Bedrock): on a miss, let genai-prices
 # find the vendor from the model name.
 _MULTI_VENDOR = frozenset({"google", "aws", "azure"})
-
-
-def _check_keys(section: Mapping[str, Any], allowed: Iterable[str], file: str, name: str) -> None:
-    allowed = tuple(allowed)
-    for key in section:
-        if key not in allowed:
-            close = difflib.get_close_matches(key, allowed, n=1)
-            fix = f"did you mean {close[0]!r}?" if close else f"use one of: {', '.join(allowed)}"
-            raise ConfigError(file, f"[{name}] {key}", "unknown key", fix)
 
 
 def _usd(value: Any, file: str, key: str) -> Decimal:
@@ -129,7 +119,7 @@ class PricingConfig:
 
     @classmethod
     def from_section(cls, section: dict[str, Any], file: str) -> Self:
-        _check_keys(section, cls.KEYS, file, "pricing")
+        check_keys(section, cls.KEYS, file, "[pricing]")
         kw: dict[str, Any] = {}
         for key in ("enabled", "prefer_gateway"):
             if key in section:
@@ -178,7 +168,7 @@ class PricingConfig:
             name = f'pricing.overrides."{pattern}"'
             if not isinstance(rates, dict):
                 raise ConfigError(file, f"[{name}]", f"expected a table, got {rates!r}", f"write {example}")
-            _check_keys(rates, _OVERRIDE_KEYS, file, name)
+            check_keys(rates, _OVERRIDE_KEYS, file, f"[{name}]")
             for required in ("input", "output"):
                 if required not in rates:
                     raise ConfigError(
