@@ -7,17 +7,13 @@ exactly as the gateway wrote them); ``Event.from_parsed`` derives everything the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-# Field names as the gateway wrote them, across versions (newest first).
-PROVIDER_KEYS = ("gen_ai.provider.name", "llm.provider")
-REQUEST_MODEL_KEYS = ("gen_ai.request.model", "llm.request.model")
-RESPONSE_MODEL_KEYS = ("gen_ai.response.model", "llm.response.model")
-INPUT_TOKEN_KEYS = ("gen_ai.usage.input_tokens", "llm.request.tokens")
-OUTPUT_TOKEN_KEYS = ("gen_ai.usage.output_tokens", "llm.response.tokens")
+# Field names as the gateway wrote them; the legacy ``llm.*`` names (v0.6–v0.9) are the fallbacks
+# spelled out in ``Event.from_parsed``.
 CACHE_READ_KEY = "gen_ai.usage.cache_read.input_tokens"
 CACHE_WRITE_KEY = "gen_ai.usage.cache_creation.input_tokens"
 REASONING_KEY = "gen_ai.usage.reasoning_tokens"
@@ -62,20 +58,8 @@ class Identity:
     team: str | None = None
 
 
-def _first(fields: dict[str, Any], keys: tuple[str, ...]) -> Any:
-    for key in keys:
-        value = fields.get(key)
-        if value is not None:
-            return value
-    return None
-
-
 def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _int_or_none(value: Any) -> int | None:
-    return value if type(value) is int else None
 
 
 @dataclass(slots=True)
@@ -107,13 +91,12 @@ class Event:
     ttft_s: float | None = None
     cost_usd: Decimal | None = None
     cost_source: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_parsed(cls, parsed: ParsedLine) -> Event:
         """Derive provider, models, tokens, duration and gateway cost from the raw fields."""
-        # Hot path (once per line): the *_KEYS fallbacks of _first inlined (same order); a newest-name
-        # value that is None falls back to the legacy name, exactly as _first does.
+        # Hot path (once per line): plain lookups; a newest-name value that is None falls back to the
+        # legacy llm.* name.
         f = parsed.fields
         get = f.get
         cost = get(COST_KEY)

@@ -17,7 +17,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,15 +47,6 @@ WARM_UP_LINES = (f"{_WARM_UP} duration=1ms",)
 
 def _say(message: str) -> None:
     print(f"gwlog: {message}", file=sys.stderr, flush=True)
-
-
-@dataclass(slots=True)
-class RunOptions:
-    """What the CLI resolved from flags and config for one run."""
-
-    archive: str | None = None
-    metrics_out: str | None = None
-    serve: bool = True
 
 
 class Pipeline:
@@ -297,6 +287,7 @@ class TailRunner:
         self._last_commit_wall = time.time()
         self._commit_failures = 0
         self._counted = CounterMirror()
+        self._lag_sources: set[str] = set()
 
     def run(self, stop: StopFlag) -> None:
         freeze_heap()
@@ -385,6 +376,9 @@ class TailRunner:
         stats = self.tailer.stats()
         for source, lag in stats["lag_bytes"].items():
             store.set_gauge("source_lag_bytes", {"source": source}, lag)
+        for source in self._lag_sources - stats["lag_bytes"].keys():  # gone: no stale series
+            store.remove_gauge("source_lag_bytes", {"source": source})
+        self._lag_sources = set(stats["lag_bytes"])
         for source, count in stats["rotations"].items():
             self._counted.inc(store, "rotations_total", {"source": source}, count)
         for reason, count in stats["data_lost"].items():
