@@ -270,3 +270,39 @@ def test_sighup_reloads_teams_without_losing_counters(tmp_path: Path) -> None:
         proc.wait(10)
     stderr = proc.stderr.read().decode() if proc.stderr else ""
     assert "team rules reloaded" in stderr and "keeping the previous team rules" in stderr
+
+
+def peak_rss_mib(proc: subprocess.Popen) -> float:
+    """VmHWM of a running child (reset at exec, unlike ru_maxrss of a forked pytest), until it exits."""
+    peak = 0.0
+    while proc.poll() is None:
+        try:
+            status = Path(f"/proc/{proc.pid}/status").read_text()
+        except OSError:
+            break
+        hwm = [line for line in status.splitlines() if line.startswith("VmHWM:")]
+        if hwm:
+            peak = max(peak, int(hwm[0].split()[1]) / 1024)
+        time.sleep(0.01)
+    return peak
+
+
+def test_an_endless_line_on_stdin_keeps_memory_bounded(tmp_path: Path) -> None:
+    lines, truth = workload(20)
+    final, blob = tmp_path / "final.prom", tmp_path / "input.log"
+    with blob.open("wb") as out:
+        out.write(lines[0].encode() + b"\n")
+        for _ in range(200):  # one 200 MiB line
+            out.write(b"x" * (1 << 20))
+        out.write(b"\n" + "\n".join(lines[1:]).encode() + b"\n")
+    with blob.open("rb") as stdin:
+        proc = subprocess.Popen([*GWLOG, "parse", "--no-serve", "--metrics-out", str(final)],
+                                stdin=stdin, stderr=subprocess.PIPE)  # fmt: skip
+        peak = peak_rss_mib(proc)
+        _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr.decode()
+    assert peak < 120, f"peak RSS {peak:.0f} MiB for a 200 MiB line"
+    text = final.read_text()
+    assert series_value(text, "gwlog_requests_total") == sum(truth["requests"].values())
+    assert series_value(text, "gwlog_lines_total", outcome="malformed") == 1
+    assert b"longer than 8 MiB; skipped" in stderr

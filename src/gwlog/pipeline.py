@@ -32,6 +32,7 @@ from gwlog.reader import LineReader, Outcome, Reading
 from gwlog.tailer import Line, Tailer, event_id
 
 STATE_VERSION = 1
+MAX_LINE_BYTES = 8 << 20  # longer stdin lines are counted as malformed and skipped, never buffered
 READ_CHUNK = 256 << 10  # per read from stdin; bigger chunks only raise the peak RSS (block copies)
 # Lines per tail batch: small enough that a batch's lines, events and archive records stay a few MB
 # (peak RSS), large enough that per-batch costs (ack, archive write) vanish.
@@ -212,6 +213,7 @@ def run_stdin(pipeline: Pipeline, stop: StopFlag, fd: int = 0, source: str = "st
     freeze_heap()
     offset = 0
     tail = b""
+    skipping = False
     last_flush = time.monotonic()
     archive = pipeline.archive
     while not stop.is_set:
@@ -224,10 +226,22 @@ def run_stdin(pipeline: Pipeline, stop: StopFlag, fd: int = 0, source: str = "st
                 continue
             if not chunk:
                 break
+            if skipping:  # the rest of an overlong line: drop up to its newline
+                cut = chunk.find(b"\n")
+                offset += len(chunk) if cut < 0 else cut + 1
+                if cut < 0:
+                    continue
+                chunk, skipping = chunk[cut + 1 :], False
             data = tail + chunk
             end = data.rfind(b"\n")
             if end < 0:
                 tail = data
+                if len(tail) > MAX_LINE_BYTES:
+                    # Memory stays bounded: the line is counted as malformed, never buffered whole.
+                    pipeline.store.count_lines("malformed")
+                    _say(f"stdin: a line at byte {offset} is longer than {MAX_LINE_BYTES >> 20} MiB; skipped")
+                    offset += len(tail)
+                    tail, skipping = b"", True
             else:
                 tail = data[end + 1 :]
                 offset = _handle_block(pipeline, reader, data[: end + 1], source, offset)
