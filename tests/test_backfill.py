@@ -182,3 +182,30 @@ def test_archive_is_appended_to_never_replaced(tmp_path: Path) -> None:
         with opener(archive, "rb") as f:
             records = [orjson.loads(x) for x in f.read().splitlines()]
         assert [r["offset"] for r in records] == 2 * sorted(r["offset"] for r in records[:30])
+
+
+def test_an_overlong_line_is_skipped_with_bounded_memory(tmp_path: Path) -> None:
+    """A 24 MiB line (a runaway writer) is counted malformed and reported, never held whole."""
+    import tracemalloc
+
+    good = (
+        "2026-08-20T09:16:00.{n}Z\tinfo\trequest src.addr=1.1.1.1:1 http.status=200 "
+        "gen_ai.provider.name=openai gen_ai.request.model=gpt-4o duration=1ms\n"
+    )
+    log = tmp_path / "runaway.log"
+    with log.open("wb") as out:
+        out.write(good.format(n=1).encode())
+        for _ in range(24):
+            out.write(b"x" * (1 << 20))
+        out.write(b"\n" + good.format(n=2).encode())
+    tracemalloc.start()
+    try:
+        result = backfill([log], jobs=1, progress=False, chunk_bytes=8 << 20)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 24 << 20, f"traced peak {peak >> 20} MiB"
+    assert result.events == 2
+    assert [p for p in result.problems if "longer than 8 MiB" in p]
+    text = result.store.exposition().decode()
+    assert 'gwlog_lines_total{outcome="malformed"} 1.0' in text

@@ -40,8 +40,8 @@ from gwlog.errors import ConfigError
 from gwlog.events import Event
 from gwlog.metrics import MetricsStore
 from gwlog.openmetrics import History
+from gwlog.pipeline import MAX_LINE_BYTES, Pipeline, freeze_heap, write_atomically
 from gwlog.pipeline import STATE_VERSION as PIPELINE_STATE_VERSION
-from gwlog.pipeline import Pipeline, freeze_heap, write_atomically
 from gwlog.reader import Outcome
 from gwlog.tailer import FP_BYTES, _classify, event_id, fingerprint
 from gwlog.tailer import STATE_VERSION as TAILER_STATE_VERSION
@@ -138,6 +138,17 @@ class Task:
     end: int | None = None  # None: to the end of the stream
 
 
+def _next_line_start(f: io.BufferedReader, pos: int) -> int:
+    """Offset just past the first "\\n" at or after ``pos`` (EOF if none), read in bounded blocks."""
+    f.seek(pos)
+    while block := f.read(1 << 16):
+        found = block.find(b"\n")
+        if found >= 0:
+            return pos + found + 1
+        pos += len(block)
+    return pos
+
+
 def plan_tasks(files: list[FileInfo], chunk_bytes: int = CHUNK_BYTES) -> list[Task]:
     """Cut big plain files at line starts near every ``chunk_bytes``; others stay whole."""
     tasks: list[Task] = []
@@ -148,9 +159,7 @@ def plan_tasks(files: list[FileInfo], chunk_bytes: int = CHUNK_BYTES) -> list[Ta
                 for pos in range(chunk_bytes, info.size, chunk_bytes):
                     if pos <= cuts[-1]:
                         continue
-                    f.seek(pos - 1)
-                    f.readline()  # to the start of the next line (pos itself if pos-1 is "\n")
-                    cut = f.tell()
+                    cut = _next_line_start(f, pos - 1)  # pos itself if pos-1 is "\n"
                     if cut < info.size:
                         cuts.append(cut)
         bounds: list[int | None] = [*cuts[1:], None]
@@ -176,6 +185,7 @@ class TaskResult:
     history: History | None = None
     archive_part: str | None = None
     error: str | None = None
+    problems: list[str] = field(default_factory=list)  # lines skipped as overlong, one line each
 
 
 @dataclass(slots=True, frozen=True)
@@ -246,18 +256,27 @@ def _init_worker(settings: _Settings) -> None:
 
 def _iter_lines(
     f: io.BufferedIOBase, start: int, end: int | None, hold_unterminated: bool
-) -> Iterator[tuple[int, int, bytes]]:
+) -> Iterator[tuple[int, int, bytes | None]]:
     """(offset, next offset, line without "\\n") from ``start`` to the first line starting at ``end``.
 
-    ``hold_unterminated`` leaves a final line without "\\n" unread, for ``tail`` to take over.
+    ``hold_unterminated`` leaves a final line without "\\n" unread, for ``tail`` to take over. A line
+    longer than ``MAX_LINE_BYTES`` comes as ``None`` (counted malformed) and is never held whole.
     """
     offset = start
-    for raw in f:
+    while True:
         if end is not None and offset >= end:
+            return
+        raw = f.readline(MAX_LINE_BYTES)
+        if not raw:
             return
         nxt = offset + len(raw)
         if raw.endswith(b"\n"):
             yield offset, nxt, raw[:-1]
+        elif len(raw) == MAX_LINE_BYTES:  # overlong: skip the rest of it in bounded pieces
+            while raw and not raw.endswith(b"\n"):
+                raw = f.readline(MAX_LINE_BYTES)
+                nxt += len(raw)
+            yield offset, nxt, None
         elif not hold_unterminated:
             yield offset, nxt, raw
         offset = nxt
@@ -282,6 +301,11 @@ def _read_range(
             if task.start:
                 f.seek(task.start)
             for offset, nxt, raw in _iter_lines(f, task.start, task.end, hold_unterminated):
+                if raw is None:
+                    pipe.store.count_lines("malformed")
+                    result.problems.append(f"{info.path}: line at byte {offset} is longer than "
+                                           f"{MAX_LINE_BYTES >> 20} MiB; skipped")  # fmt: skip
+                    continue
                 start = offset if held_start is None else held_start
                 reading = handle(
                     reader, raw.decode("utf-8", "replace"), key, start, event_id(key, info.fp, start)
@@ -516,6 +540,7 @@ def _merge(
             out.first_ts = r.first_ts if out.first_ts is None else min(out.first_ts, r.first_ts)
         if r.last_ts is not None:
             out.last_ts = r.last_ts if out.last_ts is None else max(out.last_ts, r.last_ts)
+        problems.extend(r.problems)
         if r.error:
             problems.append(r.error)
     return out
