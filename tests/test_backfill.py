@@ -185,7 +185,7 @@ def test_archive_is_appended_to_never_replaced(tmp_path: Path) -> None:
 
 
 def test_an_overlong_line_is_skipped_with_bounded_memory(tmp_path: Path) -> None:
-    """A 24 MiB line (a runaway writer) is counted malformed and reported, never held whole."""
+    """A 48 MiB line (a runaway writer) is counted malformed and reported, never held whole."""
     import tracemalloc
 
     good = (
@@ -195,16 +195,19 @@ def test_an_overlong_line_is_skipped_with_bounded_memory(tmp_path: Path) -> None
     log = tmp_path / "runaway.log"
     with log.open("wb") as out:
         out.write(good.format(n=1).encode())
-        for _ in range(24):
+        for _ in range(48):
             out.write(b"x" * (1 << 20))
         out.write(b"\n" + good.format(n=2).encode())
+    small = tmp_path / "small.log"
+    small.write_text(good.format(n=3))
+    backfill([small], jobs=1, progress=False)  # grammar and price tables: loaded before measuring
     tracemalloc.start()
     try:
         result = backfill([log], jobs=1, progress=False, chunk_bytes=8 << 20)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert peak < 24 << 20, f"traced peak {peak >> 20} MiB"
+    assert peak < 32 << 20, f"traced peak {peak >> 20} MiB"
     assert result.events == 2
     assert [p for p in result.problems if "longer than 8 MiB" in p]
     text = result.store.exposition().decode()
