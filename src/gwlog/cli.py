@@ -157,7 +157,7 @@ def tail(
 ) -> None:
     """Follow log files, globs and container logs with checkpoints: nothing lost, nothing twice.
 
-    Offsets and metric values are committed together every second, so a restart (even after
+    Offsets and metric values are committed together twice a second, so a restart (even after
     SIGKILL) continues the counters where they were. Rotation by rename, copytruncate, gzip,
     docker json-file and kubelet CRI are followed.
 
