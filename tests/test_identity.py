@@ -366,3 +366,19 @@ def test_resolve_rate_common_case() -> None:
     for fields in lines:
         r.resolve(fields)
     assert len(lines) / (time.perf_counter() - start) > 50_000
+
+
+def test_an_old_line_is_judged_at_its_own_time_by_the_reader() -> None:
+    """Backfill: a JWT valid when the request was made is accepted months later (expiry at line time)."""
+    from gwlog.reader import LineReader
+
+    issued = 1_787_216_000  # 2026-08-20T08:53:20Z, months before this test runs
+    token = make_jwt({**claims(), "iat": issued, "exp": issued + 300})
+    line = (
+        "2026-08-20T08:55:00.5Z\tinfo\trequest src.addr=1.1.1.1:1 http.status=200 duration=1ms "
+        f'user.jwt="{token}"'
+    )
+    resolver = jwt_resolver()
+    reading = LineReader(resolver.resolve).read(line)
+    assert reading.event is not None and reading.event.user_email == "dana@example.com"
+    assert not any(resolver.stats.values())

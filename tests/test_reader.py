@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from decimal import Decimal
 
 import pytest
@@ -200,14 +201,15 @@ def test_json_mode_wrong_types_are_malformed(bad: str, reason: str) -> None:
 def test_identity_is_applied() -> None:
     seen = []
 
-    def resolve(f: dict[str, object]) -> Identity:
-        seen.append(f)
+    def resolve(f: dict[str, object], ts: datetime) -> Identity:
+        seen.append((f, ts))
         return Identity(user=str(f.get("user.email")), team="t")
 
     reading = LineReader(resolve).read(HEAD + PRE + 'duration=1ms user.email="alice@example.com"')
     assert reading.event is not None
     assert (reading.event.user, reading.event.team) == ("alice@example.com", "t")
-    assert seen and seen[0]["user.email"] == "alice@example.com"
+    assert seen and seen[0][0]["user.email"] == "alice@example.com"
+    assert seen[0][1] == reading.event.ts  # the line's own time: JWT expiry is checked against it
 
 
 def test_partials_are_held_and_flushed() -> None:

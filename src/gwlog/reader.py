@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import InvalidOperation
 from enum import StrEnum
 from functools import cache
@@ -66,7 +67,7 @@ def _parsers() -> tuple[Grammar, Scanner, ReferenceParser]:
 class LineReader:
     """One per input stream: wrapper joins (json-file, CRI partials) are stateful."""
 
-    def __init__(self, resolve_identity: Callable[[dict[str, Any]], Identity] | None = None) -> None:
+    def __init__(self, resolve_identity: Callable[[dict[str, Any], datetime], Identity] | None = None) -> None:
         self._resolve = resolve_identity
         self._unwrap = Unwrapper()
         self._grammar, self._scanner, self._reference = _parsers()
@@ -102,7 +103,7 @@ class LineReader:
     def _event(self, parsed: ParsedLine, layers: list[str], parser: str) -> Reading:
         event = Event.from_parsed(parsed)
         if self._resolve is not None:
-            event.apply_identity(self._resolve(parsed.fields))
+            event.apply_identity(self._resolve(parsed.fields, parsed.ts))  # ts: JWT expiry at the line's time
         return Reading(Outcome.PARSED, event, None, layers, parser)
 
     def _slow(self, text: str, layers: list[str]) -> Reading:
