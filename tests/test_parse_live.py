@@ -306,3 +306,21 @@ def test_an_endless_line_on_stdin_keeps_memory_bounded(tmp_path: Path) -> None:
     assert series_value(text, "gwlog_requests_total") == sum(truth["requests"].values())
     assert series_value(text, "gwlog_lines_total", outcome="malformed") == 1
     assert b"longer than 8 MiB; skipped" in stderr
+
+
+def test_forged_identity_tokens_are_counted_not_fatal(tmp_path: Path) -> None:
+    """A JWT with a bad signature is rejected, counted by reason, and the request still counts."""
+    secret = tmp_path / "jwt.key"
+    secret.write_text("s" * 32)
+    config = tmp_path / "jwt.toml"
+    config.write_text(f'[identity]\njwt_field = "user.jwt"\njwt_secret_file = "{secret}"\n')
+    forged = "eyJhbGciOiJIUzI1NiJ9.eyJlbWFpbCI6ImNlb0Bjb3JwIn0.c2lnbmF0dXJl"
+    line = request_line(1, "alice@example.com", "openai", 200, 1, 1) + f' user.jwt="{forged}"'
+    final = tmp_path / "final.prom"
+    out = subprocess.run([*GWLOG, "parse", "--no-serve", "--config", str(config), "--metrics-out", str(final)],
+                         input=(line + "\n").encode(), capture_output=True, timeout=60)  # fmt: skip
+    assert out.returncode == 0, out.stderr.decode()
+    text = final.read_text()
+    assert series_value(text, "gwlog_identity_rejected_total", reason="signature") == 1
+    assert series_value(text, "gwlog_requests_total", user="alice@example.com") == 1
+    assert "ceo@corp" not in text

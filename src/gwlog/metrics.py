@@ -67,6 +67,7 @@ _SELF_METRICS: dict[str, tuple[str, tuple[str, ...], str, str]] = {
     "rotations_total": ("counter", ("source",), "", "Rotations and truncations followed, by source."),
     "data_lost_total": ("counter", ("reason",), "", "Log data lost before it could be read, by reason."),
     "archive_errors_total": ("counter", (), "", "Errors writing the JSONL archive."),
+    "identity_rejected_total": ("counter", ("reason",), "", "Signed identity tokens (JWT) rejected, by reason."),
 }
 
 

@@ -246,9 +246,10 @@ def run_stdin(pipeline: Pipeline, stop: StopFlag, fd: int = 0, source: str = "st
                 tail = data[end + 1 :]
                 offset = _handle_block(pipeline, reader, data[: end + 1], source, offset)
         now = time.monotonic()
-        if archive is not None and now - last_flush >= 1.0:
-            archive.flush()
-            archive.rotate_if_due()
+        if now - last_flush >= 1.0:
+            if archive is not None:
+                archive.flush()
+                archive.rotate_if_due()
             pipeline.export_sink_stats()
             last_flush = now
     if tail and not stop.is_set:  # EOF without a final newline: the last line is still a line
