@@ -324,3 +324,31 @@ def test_forged_identity_tokens_are_counted_not_fatal(tmp_path: Path) -> None:
     assert series_value(text, "gwlog_identity_rejected_total", reason="signature") == 1
     assert series_value(text, "gwlog_requests_total", user="alice@example.com") == 1
     assert "ceo@corp" not in text
+
+
+def test_hashed_identities_keep_emails_out_of_labels_and_archive(tmp_path: Path) -> None:
+    secret = tmp_path / "hash.key"
+    secret.write_text("k" * 32)
+    config = tmp_path / "privacy.toml"
+    config.write_text(
+        f'{TEAMS_TOML}\n[privacy]\nhash_identities = true\nhash_archive = true\nhash_secret_file = "{secret}"\n'
+    )
+    lines, truth = workload(30)
+    final, archive = tmp_path / "final.prom", tmp_path / "events.jsonl"
+
+    def run() -> str:
+        out = subprocess.run(
+            [*GWLOG, "parse", "--no-serve", "--config", str(config), "--metrics-out", str(final),
+             "--archive", str(archive)],
+            input=("\n".join(lines) + "\n").encode(), capture_output=True, timeout=60,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr.decode()
+        return final.read_text()
+
+    first = run()
+    assert "@example.com" not in first and "@example.com" not in archive.read_text()
+    # teams are decided on the clear values, before hashing
+    assert series_value(first, "gwlog_requests_total", team="Marketing") == truth["requests"]["alice@example.com"]
+    users = {line.split('user="')[1].split('"')[0] for line in first.splitlines() if 'user="' in line}
+    assert len(users) == 3 and all(u.startswith("u_") for u in users)
+    assert run() == first  # the same pseudonyms after a restart (keyed, not random)
