@@ -89,6 +89,24 @@ def stacked(p: dict, bars: bool = False, percent: bool = False) -> dict:
     return p
 
 
+def share_pie(title: str, by: str, y: int, pie_type: str) -> dict:
+    """A pie of each ``by`` value's share of requests over the dashboard's time range."""
+    return panel(
+        "piechart",
+        title,
+        0,
+        y,
+        8,
+        9,
+        [target(f"sum by ({by}) (increase(gwlog_requests_total{{{F}}}[$__range]))", f"{{{{{by}}}}}", instant=True)],
+        options={
+            "pieType": pie_type,
+            "legend": {"displayMode": "table", "placement": "right", "values": ["percent"]},
+            "reduceOptions": {"calcs": ["lastNotNull"]},
+        },
+    )
+
+
 def variable(name: str, label: str, metric: str, label_name: str) -> dict:
     q = f"label_values({metric}, {label_name})"
     return {
@@ -183,28 +201,7 @@ def build() -> dict:
         )
     )
     y += 8
-    panels.append(
-        panel(
-            "piechart",
-            "User activity distribution (share of requests)",
-            0,
-            y,
-            8,
-            9,
-            [
-                target(
-                    f"sum by (user) (increase(gwlog_requests_total{{{F}}}[$__range]))",
-                    "{{user}}",
-                    instant=True,
-                )
-            ],
-            options={
-                "pieType": "donut",
-                "legend": {"displayMode": "table", "placement": "right", "values": ["percent"]},
-                "reduceOptions": {"calcs": ["lastNotNull"]},
-            },
-        )
-    )
+    panels.append(share_pie("User activity distribution (share of requests)", "user", y, "donut"))
     panels.append(
         stacked(
             panel(
@@ -293,28 +290,7 @@ def build() -> dict:
     # ---- providers and models ----------------------------------------------------------------
     panels.append(row("Providers, models and latency", y))
     y += 1
-    panels.append(
-        panel(
-            "piechart",
-            "Provider usage distribution",
-            0,
-            y,
-            8,
-            9,
-            [
-                target(
-                    f"sum by (provider) (increase(gwlog_requests_total{{{F}}}[$__range]))",
-                    "{{provider}}",
-                    instant=True,
-                )
-            ],
-            options={
-                "pieType": "pie",
-                "legend": {"displayMode": "table", "placement": "right", "values": ["percent"]},
-                "reduceOptions": {"calcs": ["lastNotNull"]},
-            },
-        )
-    )
+    panels.append(share_pie("Provider usage distribution", "provider", y, "pie"))
     panels.append(
         stacked(
             panel(
