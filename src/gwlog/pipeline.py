@@ -9,7 +9,6 @@ metric values so a restart continues the counters without losing or repeating a 
 from __future__ import annotations
 
 import gc
-import hashlib
 import os
 import select
 import signal
@@ -32,6 +31,7 @@ from gwlog.reader import LineReader, Outcome, Reading
 from gwlog.tailer import Line, Tailer, event_id
 
 STATE_VERSION = 1
+STREAM_FP = "stream"  # a pipe has no file fingerprint: ids are the stream's byte offsets
 MAX_LINE_BYTES = 8 << 20  # longer stdin lines are counted as malformed and skipped, never buffered
 READ_CHUNK = 256 << 10  # per read from stdin; bigger chunks only raise the peak RSS (block copies)
 # Lines per tail batch: small enough that a batch's lines, events and archive records stay a few MB
@@ -128,7 +128,7 @@ class Pipeline:
             if reading.event is not None:
                 event = reading.event
                 event.source = source
-                event.id = event.id or _stream_id(source, -1, event.ts.isoformat())
+                event.id = event.id or event_id(source, f"{STREAM_FP}@{event.ts.isoformat()}", -1)
                 self.take(event)
             self.store.count_lines(reading.outcome.value)
 
@@ -170,10 +170,6 @@ def write_atomically(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
-
-
-def _stream_id(source: str, offset: int, salt: str = "") -> str:
-    return hashlib.blake2b(f"{source}|{offset}|{salt}".encode(), digest_size=16).hexdigest()
 
 
 class StopFlag:
@@ -266,7 +262,7 @@ def _handle_block(pipeline: Pipeline, reader: LineReader, block: bytes, source: 
         return offset
     for raw in block.split(b"\n")[:-1]:
         text = raw.decode("utf-8", "replace")
-        handle(reader, text, source, offset, _stream_id(source, offset))
+        handle(reader, text, source, offset, event_id(source, STREAM_FP, offset))
         offset += len(raw) + 1
     return offset
 
