@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +25,7 @@ _RAW, _TOKEN, _QUOTED, _QUOTED_OR_RAW = 0, 1, 2, 3
 
 _Conv = Callable[[str], Any]
 _MAX_SHAPES = 4096
+_MAX_CUSTOM = 64  # custom keys a plan holds; lines with others take the general path
 _MAX_SECONDS = 1024  # timestamps: the datetime of each recent second, the µs fraction added per line
 # per key sequence: (INT keys, (key, kind, converter, check, quoted pattern) of other typed keys)
 _ShapeInfo = tuple[tuple[str, ...], tuple[tuple[Any, ...], ...]]
@@ -34,6 +36,25 @@ def _int(text: str) -> int | None:
     """INT (``-?[0-9]+``) without a regex; ``int()`` alone would accept `` 1``, ``+1``, ``1_0``, ``٣``."""
     body = text[1:] if text[:1] == "-" else text
     return int(text) if body.isdigit() and body.isascii() else None
+
+
+@dataclass(slots=True)
+class _Plan:
+    """One compiled pattern for the lines the general path reads on its split fast path.
+
+    It holds every built-in key seen so far, each optional, in the grammar's order (the fast
+    path's own acceptance: keys strictly in order, each at most once, typed values checked with
+    the grammar's patterns), then ``duration``, then the plain-string custom keys seen so far, in
+    the order they were seen. A line it matches is a line the general path accepts, read in one
+    ``re`` call (~4 µs instead of ~12); any other line takes the general path, which may widen it.
+    """
+
+    regex: re.Pattern[str]
+    groups: tuple[int, ...]  # group numbers: the timestamp, then one per key
+    keys: tuple[str, ...]  # field names, in the order of ``groups[1:]``
+    converted: tuple[tuple[int, str, _Conv], ...]  # (index in groups, key, converter) of typed values
+    checked: tuple[tuple[int, str, int, Any, Any], ...]  # (index, key, kind, check, quoted) checked after
+    duration_group: int  # group number of duration's digits
 
 
 class Scanner:
@@ -74,6 +95,9 @@ class Scanner:
         self._table = table
         self._seconds: dict[str, datetime] = {}
         self._shapes: dict[tuple[str, ...], _ShapeInfo | None] = {}
+        self._plan: _Plan | None = None
+        self._plan_builtins: set[str] = set()
+        self._plan_custom: list[str] = []
         self._typed = frozenset(
             k
             for k, spec in table.items()
@@ -97,6 +121,135 @@ class Scanner:
         self._string = pat["STRING"]
 
     def scan(self, line: str) -> ParsedLine | None:
+        plan = self._plan
+        if plan is not None:
+            m = plan.regex.fullmatch(line)
+            if m is not None:
+                return self._planned(plan, m, line)
+        parsed = self._scan(line)
+        if parsed is not None:
+            self._learn(line)
+        return parsed
+
+    def _planned(self, plan: _Plan, m: re.Match[str], line: str) -> ParsedLine | None:
+        """The fields of a line the plan matched: the general path's result, without its work."""
+        if line.find(self._last_key, m.end(plan.duration_group)) >= 0:
+            return None  # a second " duration=" inside a custom value (§9.4)
+        values = m.group(*plan.groups)
+        fields = {k: v for k, v in zip(plan.keys, values[1:], strict=True) if v is not None}
+        for i, key, conv in plan.converted:
+            v = values[i]
+            if v is not None:
+                fields[key] = conv(v)
+        for i, key, kind, check, q in plan.checked:
+            v = values[i]
+            if v is None:
+                continue
+            if v[:1] == '"':
+                if q is None or q.fullmatch(v) is None:
+                    return None
+                fields[key] = self._quoted_conv(v)
+            elif kind == _QUOTED or (check is not None and check.fullmatch(v) is None):
+                return None
+        when = self._when(values[0])
+        return None if when is None else ParsedLine(when, fields)
+
+    def _learn(self, line: str) -> None:
+        """Widen the plan with the keys of an accepted line the split fast path reads (every token
+        ``key=value`` in order, a tail of plain strings with new keys); other lines stay general."""
+        m = self.header_regex.match(line)
+        assert m is not None
+        start = m.end()
+        d = line.find(self._last_key, start - 1)
+        if d < start:  # no built-in before duration
+            return
+        parts = line[start:d].split(" ")
+        keys = [p.partition("=")[0] for p in parts]
+        if any("=" not in p for p in parts) or self._shapes.get(tuple(keys)) is None:
+            return  # the token loop read it (raw values with SP, keys out of order, a repeated key)
+        e = line.find(" ", d + len(self._last_key))
+        custom: list[str] = []
+        if e >= 0:
+            if self._simple_tail.fullmatch(line, e) is None:
+                return
+            custom = [k for k, _ in self._simple_pair.findall(line, e)]
+            if len(set(custom)) != len(custom) or not self._table.keys().isdisjoint(custom):
+                return
+            if self._last_name in custom:
+                return
+        known = self._plan_custom
+        at = [known.index(k) for k in custom if k in known]
+        if at != sorted(at):
+            return  # custom keys in another order than seen before
+        new_builtins = set(keys) - self._plan_builtins
+        if not new_builtins and all(k in known for k in custom):
+            return
+        if len(known) + len(custom) > _MAX_CUSTOM:
+            return
+        merged, pending = list(known), list[str]()
+        for k in custom:  # each new key just before the next known key of this line, else last
+            if k in merged:
+                i = merged.index(k)
+                merged[i:i] = pending
+                pending = []
+            else:
+                pending.append(k)
+        self._plan_custom = merged + pending
+        self._plan_builtins |= new_builtins
+        self._plan = self._compile_plan()
+
+    def _compile_plan(self) -> _Plan:
+        pieces = [self.header_regex.pattern]
+        keys: list[str] = []
+        converted: list[tuple[int, str, _Conv]] = []
+        checked: list[tuple[int, str, int, Any, Any]] = []
+        for spec in self.grammar.keys[:-1]:
+            key = spec.key
+            if key not in self._plan_builtins:
+                continue
+            keys.append(key)
+            i = len(keys)
+            _, _, kind, conv, check, q = self._table[key]
+            if kind == _TOKEN and conv is int:
+                value = "-?[0-9]++"
+                converted.append((i, key, conv))
+            elif kind == _TOKEN and check is not None:
+                value = f"(?:{check.pattern})"  # a token class never holds SP: it ends where split ends
+                converted.append((i, key, conv))
+            elif kind == _TOKEN:
+                value = "[^ \n]++"
+            else:
+                value = "[^ \n]*+" if key in self._may_be_empty else "[^ \n]++"
+                if kind != _RAW or check is not None:
+                    checked.append((i, key, kind, check, q))
+            pieces.append(f"(?>(?:{re.escape(key)}=(?P<v{i}>{value}) )?)")
+        keys.append(self._last_name)
+        n = len(keys)
+        pieces.append(f"(?<= ){self._last_key[1:]}(?P<v{n}>[0-9]+)ms")
+        converted.append((n, self._last_name, int))
+        for key in self._plan_custom:
+            keys.append(key)
+            pieces.append(f'(?>(?: {re.escape(key)}="(?P<v{len(keys)}>[^"\\\\\n]*+)")?)')
+        regex = re.compile("".join(pieces))
+        index = regex.groupindex
+        groups = (index["TIMESTAMP"], *(index[f"v{i}"] for i in range(1, len(keys) + 1)))
+        return _Plan(regex, groups, tuple(keys), tuple(converted), tuple(checked), index[f"v{n}"])
+
+    def _when(self, ts: str) -> datetime | None:
+        """A TIMESTAMP as a datetime; the seconds are parsed once per distinct second."""
+        base = self._seconds.get(ts[:19])
+        if base is None:
+            try:
+                base = parse_timestamp(ts[:20] + "0Z")
+            except ValueError:
+                return None
+            if len(self._seconds) >= _MAX_SECONDS:
+                self._seconds.clear()
+            self._seconds[ts[:19]] = base
+        return base.replace(microsecond=int(ts[20:-1]))
+
+    def _scan(self, line: str) -> ParsedLine | None:
+        """The general path: any line the scanner can read, left to right."""
         m = self.header_regex.match(line)
         if m is None or "\n" in line:
             return None
@@ -117,17 +270,8 @@ class Scanner:
         fields[self._last_name] = self._last_conv(dv)
         if e < len(line) and not self._tail(line, e, fields):
             return None
-        ts = m.group("TIMESTAMP")
-        base = self._seconds.get(ts[:19])
-        if base is None:
-            try:
-                base = parse_timestamp(ts[:20] + "0Z")
-            except ValueError:
-                return None
-            if len(self._seconds) >= _MAX_SECONDS:
-                self._seconds.clear()
-            self._seconds[ts[:19]] = base
-        return ParsedLine(base.replace(microsecond=int(ts[20:-1])), fields)
+        when = self._when(m.group("TIMESTAMP"))
+        return None if when is None else ParsedLine(when, fields)
 
     def _builtins(self, body: str) -> dict[str, Any] | None:
         """Built-in pairs before ``duration`` as a new dict; None = decline.
