@@ -420,3 +420,20 @@ def test_bench_corpus_unwraps_to_its_ground_truth(fmt: str) -> None:
     out, _ = _unwrap_file(("\n".join(lines) + "\n").encode())
     shaped = sum(1 for o in out if _is_request_shaped(o.text))
     assert shaped == gen.tally.requests() == gen.tally.to_json()["request_lines"]
+
+
+@pytest.mark.parametrize(
+    "second",
+    [
+        "agentgateway-1  | 2026-01-01T00:00:00.2Z\tinfo\trequest duration=2ms",
+        "agentgateway-1  | \x1b[32m2026-01-01T00:00:00.2Z\tinfo\trequest duration=2ms\x1b[0m",
+        "agentgateway-1  | 2026-01-01T00:00:00.2Z\tinfo\trequest duration=2ms\r",
+        "agentgateway-1  | 2026-01-01T00:00:00.2Z 2026-01-01T00:00:00.2Z\tinfo\trequest duration=2ms",
+        "agentgateway-1  | not a gateway line | with bars",
+    ],
+)
+def test_a_known_compose_prefix_unwraps_as_on_first_sight(second: str) -> None:
+    """The cached-prefix fast path gives what the full routing gives a fresh stream."""
+    warm = Unwrapper()
+    assert warm.feed("agentgateway-1  | 2026-01-01T00:00:00.1Z\tinfo\trequest duration=1ms") is not None
+    assert warm.feed(second) == Unwrapper().feed(second)

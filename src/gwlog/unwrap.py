@@ -120,6 +120,13 @@ class Unwrapper:
         """Unwrap one physical line (without its "\\n"); None while a partial chunk is held."""
         if line.find("\t", 21, 28) != -1 and "0" <= line[0] <= "9" and line[-1] > "\r":  # _is_plain
             return _make(line, (), None)
+        end = line.find(" | ", 0, _MAX_PREFIX)
+        if end > 0:  # a compose prefix this stream has shown before, around a plain line
+            layer = self._prefixes.get(line[: end + 3])
+            if layer is not None:
+                text = line[end + 3 :]
+                if _is_plain(text) and "\x1b" not in line:
+                    return _make(text, (layer,), None)
         try:
             return self._feed_slow(line)
         except Exception:  # never raise on garbage: hand the line on untouched
