@@ -128,7 +128,7 @@ class Scanner:
                 return self._planned(plan, m, line)
         parsed = self._scan(line)
         if parsed is not None:
-            self._learn(line)
+            self._learn(parsed.fields)
         return parsed
 
     def _planned(self, plan: _Plan, m: re.Match[str], line: str) -> ParsedLine | None:
@@ -148,43 +148,39 @@ class Scanner:
             if v[:1] == '"':
                 if q is None or q.fullmatch(v) is None:
                     return None
+                if " " in v and not self._quoted_with_sp(v, kind):
+                    return None
                 fields[key] = self._quoted_conv(v)
             elif kind == _QUOTED or (check is not None and check.fullmatch(v) is None):
                 return None
         when = self._when(values[0])
         return None if when is None else ParsedLine(when, fields)
 
-    def _learn(self, line: str) -> None:
-        """Widen the plan with the keys of an accepted line the split fast path reads (every token
-        ``key=value`` in order, a tail of plain strings with new keys); other lines stay general."""
-        m = self.header_regex.match(line)
-        assert m is not None
-        start = m.end()
-        d = line.find(self._last_key, start - 1)
-        if d < start:  # no built-in before duration
-            return
-        parts = line[start:d].split(" ")
-        keys = [p.partition("=")[0] for p in parts]
-        if any("=" not in p for p in parts) or self._shapes.get(tuple(keys)) is None:
-            return  # the token loop read it (raw values with SP, keys out of order, a repeated key)
-        e = line.find(" ", d + len(self._last_key))
-        custom: list[str] = []
-        if e >= 0:
-            if self._simple_tail.fullmatch(line, e) is None:
-                return
-            custom = [k for k, _ in self._simple_pair.findall(line, e)]
-            if len(set(custom)) != len(custom) or not self._table.keys().isdisjoint(custom):
-                return
-            if self._last_name in custom:
-                return
+    def _quoted_with_sp(self, v: str, kind: int) -> bool:
+        """A quoted value holding SP reads as the token loop reads it: no second `` duration=``
+        (§9.4) and, when the value could also be raw, no built-in key candidate inside (the
+        reference parser decides those)."""
+        if self._last_key in v:
+            return False
+        return kind != _QUOTED_OR_RAW or all(t.partition("=")[0] not in self._table for t in v.split(" ")[1:])
+
+    def _learn(self, fields: dict[str, Any]) -> None:
+        """Widen the plan with the keys of an accepted reading (built-ins up to ``duration``, then
+        custom keys). Which lines taught it does not matter for correctness: the plan reads a line
+        only when the general path would read it the same way; it only decides how often it hits."""
+        keys = list(fields)
+        d = keys.index(self._last_name)
+        builtins, custom = keys[:d], keys[d + 1 :]
+        if not self._table.keys().isdisjoint(custom):
+            return  # a custom key named like an absent built-in: the general path's business
         known = self._plan_custom
         at = [known.index(k) for k in custom if k in known]
         if at != sorted(at):
             return  # custom keys in another order than seen before
-        new_builtins = set(keys) - self._plan_builtins
-        if not new_builtins and all(k in known for k in custom):
+        new_builtins = self._plan_builtins.union(builtins)
+        if len(new_builtins) == len(self._plan_builtins) and len(at) == len(custom):
             return
-        if len(known) + len(custom) > _MAX_CUSTOM:
+        if len(known) + len(custom) - len(at) > _MAX_CUSTOM:
             return
         merged, pending = list(known), list[str]()
         for k in custom:  # each new key just before the next known key of this line, else last
@@ -195,7 +191,7 @@ class Scanner:
             else:
                 pending.append(k)
         self._plan_custom = merged + pending
-        self._plan_builtins |= new_builtins
+        self._plan_builtins = new_builtins
         self._plan = self._compile_plan()
 
     def _compile_plan(self) -> _Plan:
@@ -220,8 +216,11 @@ class Scanner:
                 value = "[^ \n]++"
             else:
                 value = "[^ \n]*+" if key in self._may_be_empty else "[^ \n]++"
+                if q is not None:  # a quoted value may hold SP (the token loop's reading of it)
+                    value = f"{q.pattern}(?= )|{value}"
                 if kind != _RAW or check is not None:
                     checked.append((i, key, kind, check, q))
+                value = f"(?:{value})"
             pieces.append(f"(?>(?:{re.escape(key)}=(?P<v{i}>{value}) )?)")
         keys.append(self._last_name)
         n = len(keys)
