@@ -3,6 +3,7 @@ general path reads: on real corpora of every wrapper format and on the edge case
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import corpus  # noqa: E402
 
 G = load()
 HEAD = "2026-08-20T09:00:00.5Z\tinfo\trequest "
+ADVERSARIAL = Path(__file__).with_name("adversarial_corpus.jsonl")
 
 
 def planned(scanner: Scanner, line: str) -> bool:
@@ -136,3 +138,29 @@ def test_an_empty_body_after_a_tab_is_not_read_by_the_plan() -> None:
     space = "2026-08-20T09:00:00.5Z\tinfo\trequest duration=3ms"
     assert planned(scanner, space)
     assert scanner.scan(space) == scanner._scan(space)
+
+
+def test_hostile_corpus_reads_the_same_through_a_plan_that_knows_every_key() -> None:
+    """A plan warmed with every built-in key and the usual custom keys never reads a hostile line
+    (forged keys inside client values, second durations, injected types) differently."""
+    every = " ".join(
+        f"{s.key}={'1' if s.values[-1] in ('INT', 'F64', 'DECIMAL') else 'x'}"
+        if s.values[-1] != "QUOTED"
+        else f'{s.key}="x"'
+        for s in G.keys[:-1]
+    )
+    custom = ' user.email="a@x" user.id="1" user.name="A" user.role="user" chat.id="c" x-openwebui-user-email="a@x"'
+    scanner = learned(HEAD + every + " duration=1ms" + custom)
+    assert scanner._plan is not None and len(scanner._plan.keys) == len(G.keys) + 6
+    reference = ReferenceParser(G)
+    cases = [json.loads(row) for row in ADVERSARIAL.read_text().splitlines()]
+    lines = [line for case in cases for line in case["lines"]]
+    assert len(lines) > 100
+    for line in lines:
+        text = Unwrapper().feed(line)
+        if text is None:
+            continue
+        got = scanner.scan(text.text)
+        assert got == scanner._scan(text.text), text.text[:200]
+        if got is not None:
+            assert got == reference.parse(text.text), text.text[:200]
