@@ -283,12 +283,13 @@ def _iter_lines(
 
 
 def _read_range(
-    pipe: Pipeline, task: Task, result: TaskResult, hold_unterminated: bool = False
+    pipe: Pipeline, task: Task, result: TaskResult, hold_unterminated: bool = False, with_ids: bool = True
 ) -> Iterator[None]:
     """Feed a task's lines to ``pipe`` (yielding after each); read errors end up in ``result``.
 
     A wrapper partial keeps the offset of its first chunk, as ``gwlog tail`` does, so the joined
-    event gets the same id from both.
+    event gets the same id from both. ``with_ids=False`` skips the per-line hash when no sink
+    keeps ids (no archive).
     """
     info = task.file
     key = source_key(info.path)
@@ -307,9 +308,8 @@ def _read_range(
                                            f"{MAX_LINE_BYTES >> 20} MiB; skipped")  # fmt: skip
                     continue
                 start = offset if held_start is None else held_start
-                reading = handle(
-                    reader, raw.decode("utf-8", "replace"), key, start, event_id(key, info.fp, start)
-                )
+                ident = event_id(key, info.fp, start) if with_ids else None
+                reading = handle(reader, raw.decode("utf-8", "replace"), key, start, ident)
                 held_start = start if reading.outcome is Outcome.HELD or reader.holding else None
                 result.lines += 1
                 result.bytes_read += nxt - offset
@@ -330,7 +330,7 @@ def run_task(task: Task) -> TaskResult:
     pipe = _TaskPipeline(settings, part)
     freeze_heap()
     archive = pipe.archive
-    for _ in _read_range(pipe, task, result, settings.hold_unterminated):
+    for _ in _read_range(pipe, task, result, settings.hold_unterminated, with_ids=archive is not None):
         if archive is not None and archive.pending >= 10_000:
             archive.flush()
     if not pipe.finish(None):
