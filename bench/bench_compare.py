@@ -112,9 +112,7 @@ def table(runs: list[Run], base: Run, lines: int) -> str:
 
 def update_section(doc: str, heading: str, body: str) -> str:
     """Replace the text under ``heading`` up to the next ``## `` heading (or append the section)."""
-    start = (
-        doc.find(f"\n{heading}\n") + 1 if f"\n{heading}\n" in doc else (0 if doc.startswith(heading) else -1)
-    )
+    start = doc.find(f"\n{heading}\n") + 1 if f"\n{heading}\n" in doc else (0 if doc.startswith(heading) else -1)
     if start < 0:
         return doc.rstrip("\n") + f"\n\n{heading}\n\n{body}\n"
     nxt = doc.find("\n## ", start + len(heading))
@@ -141,9 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         cli = has_backfill_command()
         mtail_cmd = [mtail, "-one_shot", "-one_shot_format", "prometheus", "-progs", str(MTAIL_PROG)]
         mtail_cmd += ["-logs", str(corpus), "-port", "0", "-logtostderr"]
-        mtail_label = (
-            "mtail -one_shot -one_shot_format prometheus -progs bench/agentgateway.mtail -logs corpus"
-        )
+        mtail_label = "mtail -one_shot -one_shot_format prometheus -progs bench/agentgateway.mtail -logs corpus"
         mtail_run = measure("mtail", mtail_label, mtail_cmd, work / "mtail.prom", stdout_to_out=True)
         parse_out = work / "parse.prom"
         parse_cmd = [*GWLOG, "parse", "--no-serve", "--metrics-out", str(parse_out)]
@@ -153,9 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         for jobs in (1, 2):
             out = work / f"backfill{jobs}.prom"
             label = f"gwlog backfill --jobs {jobs} --metrics-out X corpus"
-            backfill_runs.append(
-                measure(f"backfill-{jobs}", label, backfill_cmd(jobs, out, corpus, cli), out)
-            )
+            backfill_runs.append(measure(f"backfill-{jobs}", label, backfill_cmd(jobs, out, corpus, cli), out))
         expected = Counter({u: n for u, n in truth["per_user"].items() if n})
         counts = {"corpus truth": expected}
         counts["mtail"] = requests_by_user(mtail_run.exposition, "agentgateway_requests_total")

@@ -659,9 +659,7 @@ class Generator:
             self.tally.add(email, team, model.provider, counted, status, inp, out, 0, 0, 0, 0, us)
             llm = f" llm.provider={model.provider} llm.request.model={model.request}"
             if ok:
-                llm += (
-                    f" llm.request.tokens={inp} llm.response.model={model.response} llm.response.tokens={out}"
-                )
+                llm += f" llm.request.tokens={inp} llm.response.model={model.response} llm.response.tokens={out}"
                 tail = f" duration={200 + out * 12}ms"
             else:
                 self.tally.error_field_lines += 1
@@ -690,10 +688,7 @@ class Generator:
                 'component="admin"'
             ]
         if k == 3:
-            return [
-                f"{ts}\twarn\tproxy::httpproxy\tproxy error: upstream call failed\t"
-                "connection.id=41 request.id=977"
-            ]
+            return [f"{ts}\twarn\tproxy::httpproxy\tproxy error: upstream call failed\tconnection.id=41 request.id=977"]
         if k == 4:
             return [f"{ts}\tinfo\tagentgateway::state_manager\tconfig reloaded\t"]
         return [f"{ts}\twarn\trequest\tfailed to enqueue request log database record\terr=Closed"]
@@ -729,10 +724,8 @@ class Generator:
             "    add:",
             "      user.email: 'request.headers[\"x-openwebui-user-email\"]'",
             "...\t",
-            f"{t[2]}\tinfo\tmanagement::hyper_helpers\tlistener established\taddress=127.0.0.1:15000 "
-            'component="admin"',
-            f"{t[3]}\tinfo\tmanagement::hyper_helpers\tlistener established\taddress=[::]:15020 "
-            'component="stats"',
+            f'{t[2]}\tinfo\tmanagement::hyper_helpers\tlistener established\taddress=127.0.0.1:15000 component="admin"',
+            f'{t[3]}\tinfo\tmanagement::hyper_helpers\tlistener established\taddress=[::]:15020 component="stats"',
             f'{t[4]}\tinfo\tproxy::gateway\tstarted bind\tbind="bind/4000"',
             f"{t[5]}\tinfo\tagentgateway::app\tserving UI at http://localhost:15000/ui\t",
         ]
@@ -757,9 +750,7 @@ class Generator:
             port = 40000 + int(r() * 20000)
             return f'INFO:     172.18.0.1:{port} - "POST /api/chat/completions HTTP/1.1" 200 OK'
         if k == 2:
-            return (
-                f"{local} | INFO     | open_webui.routers.openai:get_all_models:398 - get_all_models() - {{}}"
-            )
+            return f"{local} | INFO     | open_webui.routers.openai:get_all_models:398 - get_all_models() - {{}}"
         return (
             f"{local} | INFO     | uvicorn.protocols.http.httptools_impl:send:476 - 172.18.0.1:0 - "
             '"GET /_app/version.json HTTP/1.1" 200 - {}'
@@ -842,10 +833,7 @@ def _batches(gen: Generator, fmt: str, n: int, noise: float, size: int = 4096) -
             if json_mode:
                 line = gen.json_noise(us)
             elif fmt == "compose" and r() < 0.7:
-                add(
-                    (webui if r() < 0.75 else kc)
-                    + (gen.webui_noise(us) if r() < 0.75 else gen.keycloak_noise(us))
-                )
+                add((webui if r() < 0.75 else kc) + (gen.webui_noise(us) if r() < 0.75 else gen.keycloak_noise(us)))
                 emitted += 1
                 continue
             else:
@@ -875,9 +863,7 @@ def write_corpus(out: Path, fmt: str, lines: int, seed: int = 1) -> dict[str, An
             physical += len(batch)
     truth = {"format": fmt, "seed": seed, "physical_lines": physical, **gen.tally.to_json()}
     truth["user_teams"] = USER_TEAMS
-    Path(f"{out}.expected.json").write_text(
-        json.dumps(truth, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
+    Path(f"{out}.expected.json").write_text(json.dumps(truth, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return truth
 
 

@@ -96,9 +96,7 @@ class PromServer:
                     return last
             if time.monotonic() > deadline:
                 health = [(t["scrapeUrl"], t["health"], t["lastError"]) for t in self.targets()]
-                raise AssertionError(
-                    f"timeout after {timeout}s waiting on {expr!r}: last={last} targets={health}"
-                )
+                raise AssertionError(f"timeout after {timeout}s waiting on {expr!r}: last={last} targets={health}")
             time.sleep(0.2)
 
     def wait_for_scrapes(self, n: int = 2, timeout: float = 30.0) -> None:
@@ -129,9 +127,7 @@ class PromServer:
             return ""
 
 
-def write_config(
-    path: Path, targets: Iterable[str], rule_files: Iterable[str | Path], scrape_interval: str
-) -> None:
+def write_config(path: Path, targets: Iterable[str], rule_files: Iterable[str | Path], scrape_interval: str) -> None:
     # JSON is valid YAML: no PyYAML needed to write the config.
     config = {
         "global": {"scrape_interval": scrape_interval, "evaluation_interval": scrape_interval},

@@ -114,9 +114,12 @@ def test_disk_full_is_reported_and_never_raises(tmp_path: Path) -> None:
 def tiny_disk(tmp_path: Path):
     mount = tmp_path / "disk"
     mount.mkdir()
-    if os.geteuid() != 0 or subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True
-    ).returncode:
+    if (
+        os.geteuid() != 0
+        or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True
+        ).returncode
+    ):
         pytest.fail("needs root to mount a 64 KiB tmpfs (CI runs as root)")
     yield mount
     subprocess.run(["umount", str(mount)], check=False)

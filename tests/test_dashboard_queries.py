@@ -224,9 +224,7 @@ def test_every_dashboard_query_returns_data(tmp_path: Path) -> None:
                 sep="\n  ",
             )
         assert not errors, "invalid queries:\n" + "\n".join(errors)
-        assert not empty, f"{len(empty)} of {len(queries)} dashboard queries returned no data:\n" + "\n".join(
-            empty
-        )
+        assert not empty, f"{len(empty)} of {len(queries)} dashboard queries returned no data:\n" + "\n".join(empty)
     finally:
         prom.stop()
         if gw.stdin is not None:

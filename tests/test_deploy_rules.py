@@ -39,9 +39,7 @@ def run(cmd: list[str], timeout: float = 60, **kw: object) -> subprocess.Complet
 
 
 def test_promtool_check_rules() -> None:
-    r = run(
-        [PROMTOOL, "check", "rules", str(PROM_DIR / "recording_rules.yml"), str(PROM_DIR / "alert_rules.yml")]
-    )
+    r = run([PROMTOOL, "check", "rules", str(PROM_DIR / "recording_rules.yml"), str(PROM_DIR / "alert_rules.yml")])
     assert r.returncode == 0, r.stdout + r.stderr
 
 
@@ -107,9 +105,7 @@ def test_dockerfile_shape() -> None:
 
 def test_dockerignore_keeps_the_build_inputs() -> None:
     ignored = [
-        line.strip()
-        for line in (ROOT / ".dockerignore").read_text().splitlines()
-        if line.strip()[:1] not in ("", "#")
+        line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines() if line.strip()[:1] not in ("", "#")
     ]
     for needed in ("pyproject.toml", "README.md", "grammars", "src"):
         assert needed not in ignored and f"{needed}/" not in ignored, needed
@@ -153,9 +149,7 @@ def test_wheel_from_the_docker_context_installs_and_runs(tmp_path: Path) -> None
     runtime dependencies come from this venv's site-packages through a .pth file (no download)."""
     ctx = tmp_path / "build"
     _copy_build_context(ctx)
-    assert (ctx / "src" / "gwlog" / "agentgateway.lark").is_file(), (
-        "grammar symlink does not resolve in the image"
-    )
+    assert (ctx / "src" / "gwlog" / "agentgateway.lark").is_file(), "grammar symlink does not resolve in the image"
     wheel = _build_wheel(ctx, tmp_path / "wheels")
 
     with zipfile.ZipFile(wheel) as z:
@@ -184,9 +178,7 @@ def test_wheel_from_the_docker_context_installs_and_runs(tmp_path: Path) -> None
         ]
     )
     assert r.returncode == 0, r.stdout + r.stderr
-    site = Path(
-        run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip()
-    )
+    site = Path(run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip())
     (site / "zz_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")  # after the wheel's own dir
 
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
@@ -198,9 +190,7 @@ def test_wheel_from_the_docker_context_installs_and_runs(tmp_path: Path) -> None
 
 
 @pytest.mark.slow
-def test_wheel_installs_with_its_dependencies_from_the_registry(
-    tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
+def test_wheel_installs_with_its_dependencies_from_the_registry(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     """As in the image: isolated build, then `pip install` with dependencies resolved from the
     package index into a fresh venv. Needs network; runs only with --slow."""
     if not request.config.getoption("--slow", default=False):

@@ -177,9 +177,7 @@ def test_custom_candidates_replace_defaults() -> None:
 def test_valid_jwt_claims_become_identity_and_override_headers() -> None:
     r = jwt_resolver()
     got = r.resolve({"user.jwt": make_jwt(claims()), "user.email": "spoofed@example.com"})
-    assert got == Identity(
-        "dana@example.com", "u-42", "dana@example.com", "Dana Scully", "admin", None, "unassigned"
-    )
+    assert got == Identity("dana@example.com", "u-42", "dana@example.com", "Dana Scully", "admin", None, "unassigned")
     assert sum(r.stats.values()) == 0
 
 
@@ -243,9 +241,7 @@ def test_jwt_secret_file(tmp_path: Path) -> None:
 
 
 def hashing(**privacy: Any) -> IdentityResolver:
-    cfg = PrivacyConfig.from_section(
-        {"hash_identities": True, "hash_secret": HASH_SECRET, **privacy}, "gwlog.toml"
-    )
+    cfg = PrivacyConfig.from_section({"hash_identities": True, "hash_secret": HASH_SECRET, **privacy}, "gwlog.toml")
     teams = TeamConfig.from_section({"members": {"Platform": ["alice@example.com"]}}, "gwlog.toml")
     return IdentityResolver(IdentityConfig(), teams, cfg)
 
@@ -334,9 +330,7 @@ def test_hash_archive_alone_hashes_the_archive_but_not_labels() -> None:
         (PrivacyConfig, {"salt": "x"}, "[privacy] salt", "use one of"),
     ],
 )
-def test_config_errors_name_file_key_and_fix(
-    cls: Any, section: dict[str, Any], key: str, fix_part: str
-) -> None:
+def test_config_errors_name_file_key_and_fix(cls: Any, section: dict[str, Any], key: str, fix_part: str) -> None:
     with pytest.raises(ConfigError) as err:
         cls.from_section(section, "gwlog.toml")
     assert err.value.file == "gwlog.toml" and err.value.key == key
@@ -374,10 +368,7 @@ def test_an_old_line_is_judged_at_its_own_time_by_the_reader() -> None:
 
     issued = 1_787_216_000  # 2026-08-20T08:53:20Z, months before this test runs
     token = make_jwt({**claims(), "iat": issued, "exp": issued + 300})
-    line = (
-        "2026-08-20T08:55:00.5Z\tinfo\trequest src.addr=1.1.1.1:1 http.status=200 duration=1ms "
-        f'user.jwt="{token}"'
-    )
+    line = f'2026-08-20T08:55:00.5Z\tinfo\trequest src.addr=1.1.1.1:1 http.status=200 duration=1ms user.jwt="{token}"'
     resolver = jwt_resolver()
     reading = LineReader(resolver.resolve).read(line)
     assert reading.event is not None and reading.event.user_email == "dana@example.com"

@@ -108,9 +108,7 @@ def test_values_of_one_llm_request() -> None:
     assert value(store, "gwlog_requests_total", **labels, status="200") == 1
     for kind, n in (("input", 1834), ("output", 212), ("cache_read", 1536), ("reasoning", 64)):
         assert value(store, "gwlog_tokens_total", **labels, type=kind) == n
-    assert ("gwlog_tokens_total", tuple(sorted({**labels, "type": "cache_write"}.items()))) not in samples(
-        store
-    )
+    assert ("gwlog_tokens_total", tuple(sorted({**labels, "type": "cache_write"}.items()))) not in samples(store)
     assert value(store, "gwlog_cost_usd_total", **labels) == 0.00045942
     hist = {"team": "research", "provider": "openai", "model": "gpt-4o-mini-2024-07-18"}
     assert value(store, "gwlog_request_duration_seconds_bucket", **hist, le="2.0") == 0
@@ -171,8 +169,7 @@ def test_defaults_unknown_unassigned_and_unpriced() -> None:
     # Only the request with tokens and no price is unpriced; the 502 without tokens is not.
     assert got[("gwlog_unpriced_requests_total", (("model", "unknown"), ("provider", "unknown")))] == 1
     assert not any(
-        name == "gwlog_unpriced_requests_total" and ("model", "gpt-4o-mini-2024-07-18") in lab
-        for name, lab in got
+        name == "gwlog_unpriced_requests_total" and ("model", "gpt-4o-mini-2024-07-18") in lab for name, lab in got
     )
     assert not any(name == "gwlog_user_info" and ("user", "unknown") in lab for name, lab in got)
 
@@ -235,9 +232,7 @@ HOSTILE = [
 @pytest.mark.parametrize("hostile", HOSTILE)
 def test_hostile_label_values_round_trip_through_the_text_format(hostile: str) -> None:
     store = MetricsStore()
-    store.observe(
-        ev(user=hostile, team=hostile, request_model=hostile, response_model=None, user_name=hostile)
-    )
+    store.observe(ev(user=hostile, team=hostile, request_model=hostile, response_model=None, user_name=hostile))
     got = samples(store)
     key = (
         ("model", hostile),

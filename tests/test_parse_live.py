@@ -66,7 +66,7 @@ def workload(count: int) -> tuple[list[str], dict]:
         by_provider[provider] += 1
         errors[provider] += status >= 500
         if n % 25 == 0:
-            lines.append("open-webui-1    | INFO:     172.18.0.1:51234 - \"GET /api/models HTTP/1.1\" 200 OK")
+            lines.append('open-webui-1    | INFO:     172.18.0.1:51234 - "GET /api/models HTTP/1.1" 200 OK')
             trap = "2026-08-20T09:26:00.000100Z\twarn\trequest\tfailed to enqueue\terr=Full(..)"
             lines.append(f"agentgateway-1  | {trap}")
     truth = {"requests": requests, "tokens_by_team": tokens_by_team, "errors": errors, "by_provider": by_provider}
@@ -182,11 +182,14 @@ def test_eof_writes_final_exposition_that_promtool_accepts(tmp_path: Path) -> No
     assert check.returncode == 0 and check.stdout == b"" and check.stderr == b"", check.stderr.decode()
     text = final.read_text()
     for user, count in truth["requests"].items():
-        assert sum(
-            float(line.rsplit(" ", 1)[1])
-            for line in text.splitlines()
-            if line.startswith("gwlog_requests_total{") and f'user="{user}"' in line
-        ) == count
+        assert (
+            sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines()
+                if line.startswith("gwlog_requests_total{") and f'user="{user}"' in line
+            )
+            == count
+        )
 
 
 def test_port_taken_is_a_one_line_error(tmp_path: Path) -> None:
@@ -249,8 +252,11 @@ def test_sighup_reloads_teams_without_losing_counters(tmp_path: Path) -> None:
     try:
         send(5, 0)
         wait_total(5)
-        config.write_text(TEAMS_TOML.replace('Marketing = ["alice@example.com"]', 'Marketing = []').replace(
-            'Platform = ["bob@example.com"]', 'Platform = ["bob@example.com", "alice@example.com"]'))
+        config.write_text(
+            TEAMS_TOML.replace('Marketing = ["alice@example.com"]', "Marketing = []").replace(
+                'Platform = ["bob@example.com"]', 'Platform = ["bob@example.com", "alice@example.com"]'
+            )
+        )
         proc.send_signal(signal.SIGHUP)
         time.sleep(0.5)
         send(3, 5)

@@ -149,9 +149,7 @@ OVERRIDES = {
 def test_override_rates() -> None:
     e = priced(event("openai", "my-finetune-v2", 10_000, 3_000, cr=4_000, cw=1_000, rs=1_000), **OVERRIDES)
     # cache_write defaults to the input rate, reasoning has its own rate
-    expected = (
-        5_000 * 2 + 4_000 * Decimal("0.5") + 1_000 * 2 + 2_000 * Decimal("8.5") + 1_000 * 20
-    ) / 1_000_000
+    expected = (5_000 * 2 + 4_000 * Decimal("0.5") + 1_000 * 2 + 2_000 * Decimal("8.5") + 1_000 * 20) / 1_000_000
     assert expected == Decimal("0.051")
     assert (e.cost_usd, e.cost_source) == (expected, "override")
 
@@ -165,9 +163,7 @@ def test_override_beats_genai_prices_and_respects_provider() -> None:
 
 def test_override_prices_local_models() -> None:
     assert priced(event("ollama", "llama3.1:8b", 1_000, 1_000)).cost_usd is None
-    assert priced(event("ollama", "llama3.1:8b", 1_000_000, 1_000_000), **OVERRIDES).cost_usd == Decimal(
-        "0.3"
-    )
+    assert priced(event("ollama", "llama3.1:8b", 1_000_000, 1_000_000), **OVERRIDES).cost_usd == Decimal("0.3")
 
 
 @pytest.mark.parametrize(

@@ -17,9 +17,7 @@ from gwlog.events import ARCHIVE_FIELDS
 from gwlog.report import build_report, is_archive, iter_records, percentile, to_csv, to_json
 
 
-def rec(
-    ts: str, user: str | None, team: str | None, provider: str, model: str, status: int, **kw: Any
-) -> dict:
+def rec(ts: str, user: str | None, team: str | None, provider: str, model: str, status: int, **kw: Any) -> dict:
     r: dict[str, Any] = dict.fromkeys(ARCHIVE_FIELDS)
     r.update(id=f"{ts}{user}", ts=ts, user=user, team=team, provider=provider, model=model, status=status)
     r["fields"] = {}
@@ -91,9 +89,7 @@ def test_by_team_day_top_and_window() -> None:
 
 
 def test_reprice_hook_replaces_archived_cost() -> None:
-    report = build_report(
-        RECORDS, by="provider", reprice=lambda r: Decimal("0.5") if r["input_tokens"] else None
-    )
+    report = build_report(RECORDS, by="provider", reprice=lambda r: Decimal("0.5") if r["input_tokens"] else None)
     rows = {r.group: r for r in report.rows}
     assert rows["openai"].cost_usd == Decimal("2.0") and rows["openai"].unpriced == 1
     assert rows["anthropic"].cost_usd == Decimal("0.5")

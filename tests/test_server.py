@@ -240,8 +240,7 @@ def test_tls_client_certificates_required(store: MetricsStore, certs: Path) -> N
             "tls_server_config.cert_file",
         ),
         (
-            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
-            "  client_auth_type: Bogus\n",
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: Bogus\n",
             "tls_server_config.client_auth_type",
         ),
         (

@@ -22,7 +22,7 @@ def envelope(n: int, user: str) -> str:
         f"2026-08-20T09:16:{n % 60:02d}.{n}Z\tinfo\trequest gateway=default/default listener=llm "
         f"src.addr=172.18.0.7:38810 http.method=POST http.host=gw http.path=/v1/chat/completions "
         f"http.version=HTTP/1.1 http.status=200 protocol=llm gen_ai.provider.name=openai "
-        f'gen_ai.request.model=gpt-4o gen_ai.usage.input_tokens=10 gen_ai.usage.output_tokens=2 duration=5ms '
+        f"gen_ai.request.model=gpt-4o gen_ai.usage.input_tokens=10 gen_ai.usage.output_tokens=2 duration=5ms "
         f'user.email="{user}"\n'
     )
     return json.dumps({"log": line, "stream": "stdout", "time": "2026-08-20T09:16:41.203391112Z"}) + "\n"

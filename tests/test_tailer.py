@@ -157,9 +157,7 @@ def test_g3_two_rotations_between_polls_both_gzipped(log: Path) -> None:
     t.close()
 
 
-@pytest.mark.parametrize(
-    ("case", "regrow_to", "gz"), [("G4a", 25, False), ("G4b", 40, False), ("G4c", 40, True)]
-)
+@pytest.mark.parametrize(("case", "regrow_to", "gz"), [("G4a", 25, False), ("G4b", 40, False), ("G4c", 40, True)])
 def test_g4_copytruncate(log: Path, case: str, regrow_to: int, gz: bool) -> None:
     t, w = started(log)
     shutil.copyfile(log, log.with_name("app.log.1"))
@@ -241,9 +239,7 @@ time.sleep(60)
 def test_g7_sigkill_with_uncommitted_lines_replays_same_ids(tmp_path: Path) -> None:
     log, state, ids = tmp_path / "app.log", tmp_path / "state.json", tmp_path / "ids.txt"
     log.write_bytes(lines(1, 1500))
-    child = subprocess.Popen(
-        [sys.executable, "-c", _G7_CHILD, str(log), str(state), str(ids)], stdout=subprocess.PIPE
-    )
+    child = subprocess.Popen([sys.executable, "-c", _G7_CHILD, str(log), str(state), str(ids)], stdout=subprocess.PIPE)
     assert child.stdout is not None and child.stdout.readline() == b"ready\n"
     child.send_signal(signal.SIGKILL)
     child.wait()
@@ -388,9 +384,7 @@ def dlog(tmp_path: Path) -> Path:
     ("case", "max_file", "compress", "rotations"),
     [("D1", 3, False, 1), ("D2", 3, True, 1), ("D3", 3, True, 2), ("D4", 1, False, 1)],
 )
-def test_docker_rotations(
-    dlog: Path, tmp_path: Path, case: str, max_file: int, compress: bool, rotations: int
-) -> None:
+def test_docker_rotations(dlog: Path, tmp_path: Path, case: str, max_file: int, compress: bool, rotations: int) -> None:
     t = tailer(["docker:agentgateway"], docker_root=str(tmp_path))
     first = collect(t)
     assert jnums(first) == list(range(1, 11))
@@ -597,9 +591,7 @@ def test_permission_denied_is_reported_and_retried(world_dir: Path) -> None:
 # ---- long lines -------------------------------------------------------------------------------
 
 
-def test_64mib_line_is_split_with_bounded_memory_and_read_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_64mib_line_is_split_with_bounded_memory_and_read_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     p = tmp_path / "big.log"
     big = (b"0123456789abcdef" * 4096) * 1024  # 64 MiB
     with open(p, "wb") as f:

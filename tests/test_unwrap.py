@@ -113,9 +113,7 @@ W_EXPECTED: dict[str, list[Unwrapped | None]] = {
     "W12": [Unwrapped(W12_INNER, ("cri:stdout",), "2026-09-05T13:29:20.003363962Z")],
     "W13": [
         None,
-        Unwrapped(
-            W13_HEAD + 'AAAA"} duration=4ms', ("cri:stdout", "joined:2"), "2026-09-05T13:33:11.066276208Z"
-        ),
+        Unwrapped(W13_HEAD + 'AAAA"} duration=4ms', ("cri:stdout", "joined:2"), "2026-09-05T13:33:11.066276208Z"),
     ],
     "W14": [Unwrapped(W14_INNER, ("timestamp",), "2026-09-05T13:31:49.824825504Z")],
     "W15": [Unwrapped(W15_INNER, ("kubectl-prefix:pod/agentgateway-proxy-7d9c8b5f6-x2k4q/agentgateway",))],
@@ -153,8 +151,7 @@ def test_bare_line_fast_path_is_a_normal_frozen_unwrapped() -> None:
 def test_tracing_and_json_lines_pass_through() -> None:
     u = Unwrapper()
     for line in (
-        "2026-08-20T09:26:00.000100Z\twarn\trequest\tfailed to enqueue request log database record"
-        "\terr=Full(..)",
+        "2026-08-20T09:26:00.000100Z\twarn\trequest\tfailed to enqueue request log database record\terr=Full(..)",
         '{"level":"info","time":"2025-12-16T15:58:18.245221Z","scope":"x","message":"a | b","address":"1"}',
         W10_INNER,
         '  "version": "1.4.1",',

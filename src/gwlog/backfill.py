@@ -503,9 +503,7 @@ def backfill(
             shutil.rmtree(part_dir, ignore_errors=True)
     result = _merge(config, files, tasks, results, resolution_s if openmetrics else None, problems)
     if openmetrics and result.history is not None:
-        end_step = (
-            None if openmetrics_until is None else int(openmetrics_until.timestamp() // resolution_s) - 1
-        )
+        end_step = None if openmetrics_until is None else int(openmetrics_until.timestamp() // resolution_s) - 1
         result.samples_written = write_history(result.history, Path(openmetrics), extra_labels, end_step)
     if metrics_out:
         write_atomically(Path(metrics_out), result.store.exposition())

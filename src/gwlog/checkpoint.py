@@ -61,13 +61,9 @@ class StateFile:
         aside = f"{self.path}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
         try:
             os.replace(self.path, aside)
-            log.warning(
-                "gwlog: state file %s is unusable (%s); moved to %s, starting fresh", self.path, why, aside
-            )
+            log.warning("gwlog: state file %s is unusable (%s); moved to %s, starting fresh", self.path, why, aside)
         except OSError as e:
-            log.warning(
-                "gwlog: state file %s is unusable (%s) and could not be moved aside: %s", self.path, why, e
-            )
+            log.warning("gwlog: state file %s is unusable (%s) and could not be moved aside: %s", self.path, why, e)
         return None
 
     def save(self, state: dict[str, Any]) -> None:

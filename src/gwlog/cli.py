@@ -32,9 +32,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", "-c", help="TOML config file (see `gwlog check-config`).")
-]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file (see `gwlog check-config`).")]
 ListenOpt = Annotated[str | None, typer.Option("--listen", help="Serve /metrics on HOST:PORT [default: 0.0.0.0:3903].")]
 ArchiveOpt = Annotated[str | None, typer.Option("--archive", help="Append parsed events to this JSONL file.")]
 RotateOpt = Annotated[

@@ -162,9 +162,7 @@ class Config:
     teams: TeamConfig = field(default_factory=lambda: TeamConfig.from_section({}, "<defaults>"))
     privacy: PrivacyConfig = field(default_factory=lambda: PrivacyConfig.from_section({}, "<defaults>"))
     pricing: PricingConfig = field(default_factory=lambda: PricingConfig.from_section({}, "<defaults>"))
-    cardinality: CardinalityLimits = field(
-        default_factory=lambda: CardinalityLimits.from_section({}, "<defaults>")
-    )
+    cardinality: CardinalityLimits = field(default_factory=lambda: CardinalityLimits.from_section({}, "<defaults>"))
     raw: dict[str, Any] = field(default_factory=dict)
 
 

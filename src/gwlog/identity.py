@@ -89,9 +89,7 @@ def _secret(section: Mapping[str, Any], file: str, name: str, prefix: str) -> by
         raise ConfigError(file, f"[{name}] {inline}", f"both {inline} and {from_file} are set",
                           f"keep only {from_file} (secrets do not belong in config files)")  # fmt: skip
     if inline in section:
-        return _str(
-            section[inline], file, f"[{name}] {inline}", '"<output of openssl rand -hex 32>"'
-        ).encode()
+        return _str(section[inline], file, f"[{name}] {inline}", '"<output of openssl rand -hex 32>"').encode()
     if from_file in section:
         return _read_secret(section[from_file], file, f"[{name}] {from_file}")
     return None
@@ -245,9 +243,7 @@ class TeamConfig:
         if extra:
             raise ConfigError(file, f"[teams] {extra[0]}", "is set next to teams_file",
                               "move the other [teams] keys into the teams file's [teams] table")  # fmt: skip
-        path = str(
-            Path(file).parent / _str(section["teams_file"], file, "[teams] teams_file", '"teams.toml"')
-        )
+        path = str(Path(file).parent / _str(section["teams_file"], file, "[teams] teams_file", '"teams.toml"'))
         return cls.load_file(path)
 
     @classmethod
@@ -259,9 +255,7 @@ class TeamConfig:
             raise ConfigError(path, "(file)", f"cannot be read ({exc.strerror})",
                               "fix [teams] teams_file or the file's permissions") from None  # fmt: skip
         except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(
-                path, "(syntax)", f"is not valid TOML: {exc}", "fix the syntax at that line"
-            ) from None
+            raise ConfigError(path, "(syntax)", f"is not valid TOML: {exc}", "fix the syntax at that line") from None
         for key in data:
             if key != "teams":
                 raise ConfigError(path, key, "is outside the [teams] table",
@@ -283,17 +277,13 @@ class TeamConfig:
         if "default" in s:
             kw["default"] = _str(s["default"], file, "[teams] default", '"unassigned"')
         if "precedence" in s:
-            order = _str_list(
-                s["precedence"], file, "[teams] precedence", '["static", "groups", "regex", "domain"]'
-            )
+            order = _str_list(s["precedence"], file, "[teams] precedence", '["static", "groups", "regex", "domain"]')
             for kind in order:
                 if kind not in RULE_KINDS:
                     raise ConfigError(file, "[teams] precedence", f"unknown rule kind {kind!r}",
                                       f"use some of: {', '.join(RULE_KINDS)}")  # fmt: skip
             if len(set(order)) != len(order):
-                raise ConfigError(
-                    file, "[teams] precedence", "a rule kind is listed twice", "list each kind once"
-                )
+                raise ConfigError(file, "[teams] precedence", "a rule kind is listed twice", "list each kind once")
             kw["precedence"] = order
         if "members" in s:
             kw["members"] = cls._members(s["members"], file)
@@ -323,9 +313,7 @@ class TeamConfig:
     @staticmethod
     def _members(value: Any, file: str) -> dict[str, str]:
         members: dict[str, str] = {}
-        table = _table(
-            value, file, "[teams.members]", '[teams.members] with Platform = ["alice@example.com"]'
-        )
+        table = _table(value, file, "[teams.members]", '[teams.members] with Platform = ["alice@example.com"]')
         for team, users in table.items():
             key = f'[teams.members] "{team}"'
             if not team.strip():
@@ -341,9 +329,7 @@ class TeamConfig:
     def _regex(value: Any, file: str) -> tuple[RegexRule, ...]:
         example = '[[teams.regex]] with pattern = "^sec-", team = "Security"'
         if not isinstance(value, list):
-            raise ConfigError(
-                file, "[teams] regex", f"expected an array of tables, got {value!r}", f"write {example}"
-            )
+            raise ConfigError(file, "[teams] regex", f"expected an array of tables, got {value!r}", f"write {example}")
         rules = []
         for i, item in enumerate(value):
             key = f"[[teams.regex]] #{i + 1}"
@@ -597,9 +583,7 @@ class IdentityResolver:
 
     def _plan(self, present: frozenset[str]) -> tuple[tuple[int, tuple[str, ...]], ...]:
         plan = tuple(
-            (slot, hit)
-            for slot, keys in enumerate(self._slots)
-            if (hit := tuple(k for k in keys if k in present))
+            (slot, hit) for slot, keys in enumerate(self._slots) if (hit := tuple(k for k in keys if k in present))
         )
         if len(self._plans) >= 4096:
             self._plans.clear()

@@ -156,9 +156,7 @@ class CardinalityLimits:
         def positive(key: str, value: object, allow_zero: bool = False) -> int:
             if type(value) is not int or value < (0 if allow_zero else 1):
                 need = "a non-negative integer (0 = unlimited)" if allow_zero else "a positive integer"
-                raise ConfigError(
-                    file, key, f"expected {need}, got {value!r}", f"write {key.split()[-1]} = 1000"
-                )
+                raise ConfigError(file, key, f"expected {need}, got {value!r}", f"write {key.split()[-1]} = 1000")
             return value
 
         max_values: dict[str, int] = {}
@@ -190,9 +188,7 @@ class CardinalityLimits:
             try:
                 idle = parse_duration(raw_idle) or None
             except ValueError as exc:
-                raise ConfigError(
-                    file, f"{key_prefix} idle_expiry", str(exc), 'write idle_expiry = "24h"'
-                ) from None
+                raise ConfigError(file, f"{key_prefix} idle_expiry", str(exc), 'write idle_expiry = "24h"') from None
         limits_default = default_max or None
         if idle is not None and not max_values and limits_default is None:
             raise ConfigError(
@@ -295,8 +291,7 @@ class MetricsStore:
         # Admitted values of each capped label → last time seen (max event time so far).
         self._admitted: dict[str, dict[str, float]] = {label: {} for label in self._caps}
         self._admit_plan = [
-            (LIMITABLE_LABELS.index(label), label, self._admitted[label], cap)
-            for label, cap in self._caps.items()
+            (LIMITABLE_LABELS.index(label), label, self._admitted[label], cap) for label, cap in self._caps.items()
         ]
         self._next_sweep = -math.inf
         self._self: dict[str, dict[tuple[str, ...], float]] = {name: {} for name in _SELF_METRICS}
@@ -463,9 +458,7 @@ class MetricsStore:
                 self._user_info.pop(value, None)
             return
         if label == "team":
-            self._user_info = {
-                u: (ts, OTHER if t in gone else t, n, r) for u, (ts, t, n, r) in self._user_info.items()
-            }
+            self._user_info = {u: (ts, OTHER if t in gone else t, n, r) for u, (ts, t, n, r) in self._user_info.items()}
             self._duration = _refold(self._duration, 0, gone, _add_record)
             return
         self._unpriced = _refold(self._unpriced, i - 2, gone, _add_int)
@@ -526,9 +519,7 @@ class MetricsStore:
                 "last_event_ts": None if self._last_ts == -math.inf else self._last_ts,
                 "overflow": dict(self._overflow),
                 "admitted": {label: dict(values) for label, values in self._admitted.items()},
-                "self": {
-                    name: [[list(k), v] for k, v in series.items()] for name, series in self._self.items()
-                },
+                "self": {name: [[list(k), v] for k, v in series.items()] for name, series in self._self.items()},
             }
 
     def restore(self, snapshot: Mapping[str, Any]) -> None:
@@ -765,9 +756,7 @@ def _parse_snapshot(snap: Mapping[str, Any], prefix: str) -> MetricsStore:
         out._lines = {text([k])[0]: count(n) for k, n in snap["lines"].items()}
         ts = snap["last_event_ts"]
         out._last_ts = -math.inf if ts is None else float(ts)
-        out._overflow = {
-            label: count(n) for label, n in snap["overflow"].items() if label in LIMITABLE_LABELS
-        }
+        out._overflow = {label: count(n) for label, n in snap["overflow"].items() if label in LIMITABLE_LABELS}
         for name, series in snap["self"].items():
             if name not in _SELF_METRICS:
                 raise ValueError(f"unknown self-metric {name!r}")

@@ -154,9 +154,7 @@ class History:
                     for key, value in samples.items():
                         self._add(fam, labels, step, key, value)
 
-    def write(
-        self, out: TextIO, *, end_step: int | None = None, extra_labels: dict[str, str] | None = None
-    ) -> int:
+    def write(self, out: TextIO, *, end_step: int | None = None, extra_labels: dict[str, str] | None = None) -> int:
         """Stream the history as OpenMetrics text; return the number of samples written.
 
         Each series starts with zeros at the start of its first step (so ``increase()`` and

@@ -159,9 +159,7 @@ class PricingConfig:
     def _overrides(table: Any, file: str) -> tuple[Override, ...]:
         example = '[pricing.overrides."gpt-4o*"] with input = 2.5, output = 10'
         if not isinstance(table, dict):
-            raise ConfigError(
-                file, "[pricing] overrides", f"expected a table, got {table!r}", f"write {example}"
-            )
+            raise ConfigError(file, "[pricing] overrides", f"expected a table, got {table!r}", f"write {example}")
         exact: list[Override] = []
         globs: list[Override] = []
         for pattern, rates in table.items():
@@ -291,9 +289,7 @@ class _Model:
 def _by_minute(info: ModelInfo) -> bool:
     from genai_prices.types import TimeOfDateConstraint
 
-    return isinstance(info.prices, list) and any(
-        isinstance(p.constraint, TimeOfDateConstraint) for p in info.prices
-    )
+    return isinstance(info.prices, list) and any(isinstance(p.constraint, TimeOfDateConstraint) for p in info.prices)
 
 
 class Pricer:

@@ -206,9 +206,7 @@ def build_report(
             key=lambda x: (-x[1], x[0]),
         ),
         provider_share={
-            team: {
-                p: round(n / sum(provs.values()), 6) for p, n in sorted(provs.items(), key=lambda x: -x[1])
-            }
+            team: {p: round(n / sum(provs.values()), 6) for p, n in sorted(provs.items(), key=lambda x: -x[1])}
             for team, provs in sorted(team_providers.items())
         },
         records=count,

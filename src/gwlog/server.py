@@ -84,9 +84,7 @@ class WebConfig:
             with open(path, encoding="utf-8") as fh:
                 data = yaml.safe_load(fh)
         except OSError as exc:
-            raise ConfigError(
-                path, "--web-config", f"cannot read: {exc.strerror}", "check the path"
-            ) from None
+            raise ConfigError(path, "--web-config", f"cannot read: {exc.strerror}", "check the path") from None
         except yaml.YAMLError as exc:
             problem = " ".join(str(exc).split())
             raise ConfigError(path, "(file)", f"not valid YAML: {problem}", "fix the YAML syntax") from None
@@ -96,9 +94,7 @@ class WebConfig:
     def from_dict(cls, data: Any, path: str) -> WebConfig:
         """Validate the parsed YAML; every error names the key and how to fix it."""
         if not isinstance(data, dict):
-            raise ConfigError(
-                path, "(file)", "expected a mapping", "see the exporter-toolkit web-config format"
-            )
+            raise ConfigError(path, "(file)", "expected a mapping", "see the exporter-toolkit web-config format")
         known = ("tls_server_config", "basic_auth_users")
         for key in data:
             if key not in known:
@@ -107,9 +103,7 @@ class WebConfig:
 
         def resolve(key: str, value: Any) -> str:
             if not isinstance(value, str) or not value:
-                raise ConfigError(
-                    path, key, f"expected a file path, got {value!r}", f"write {key}: /path/file"
-                )
+                raise ConfigError(path, key, f"expected a file path, got {value!r}", f"write {key}: /path/file")
             full = os.path.join(base, value)
             if not os.path.isfile(full):
                 raise ConfigError(path, key, f"no such file {full}", "check the path (relative to this file)")
@@ -117,9 +111,7 @@ class WebConfig:
 
         tls = data.get("tls_server_config") or {}
         if not isinstance(tls, dict):
-            raise ConfigError(
-                path, "tls_server_config", "expected a mapping", "write cert_file: and key_file:"
-            )
+            raise ConfigError(path, "tls_server_config", "expected a mapping", "write cert_file: and key_file:")
         for key in tls:
             if key not in _TLS_KEYS:
                 raise ConfigError(

@@ -507,9 +507,7 @@ class Tailer:
         if rec is not None:
             start = rec.final_end if rec.retired else None
             if rec.emitted_end > r.size:
-                self._lost(
-                    "truncated", "gwlog tail: %s shrank below its saved offset while unwatched", src.path
-                )
+                self._lost("truncated", "gwlog tail: %s shrank below its saved offset while unwatched", src.path)
                 rec.acked_end = rec.emitted_end = 0
                 rec.ahead.clear()
         elif startup_new and self.from_end:

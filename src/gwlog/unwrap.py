@@ -35,9 +35,7 @@ _MAX_CACHED_PREFIXES = 256
 _KUBECTL = re.compile(r"\[(pod/[^/\s\]]+/[^\s\]]+)\] ")
 # An outer RFC 3339 timestamp (0–9 fraction digits) + SP, only when the real line follows: another
 # timestamp (text mode) or a JSON-mode object. Gateway timestamps are followed by TAB, never SP.
-_OUTER_TS = re.compile(
-    r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{0,9})?(?:Z|[+-]\d\d:\d\d)) (?=\d{4}-\d\d-\d\dT|\{\")"
-)
+_OUTER_TS = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{0,9})?(?:Z|[+-]\d\d:\d\d)) (?=\d{4}-\d\d-\d\dT|\{\")")
 
 
 @dataclass(slots=True, frozen=True)
