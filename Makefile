@@ -31,6 +31,7 @@ demo: setup
 test: setup
 	@command -v promtool >/dev/null && command -v mtail >/dev/null || bash .ci/install-system-packages
 	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest -q; rc=$$?; [ $$rc -ne 5 ] || echo 'pytest collected no tests' >&2; exit $$rc
 
@@ -45,6 +46,8 @@ lint: setup
 bench: setup
 	$(BIN)/python bench/bench_parse.py
 	$(BIN)/python bench/bench_compare.py
+	$(BIN)/python bench/corpus.py --lines 200000 --format compose --out /tmp/gwlog-floor.log
+	$(BIN)/python bench/bench_floor.py /tmp/gwlog-floor.log
 
 clean:
 	rm -rf $(VENV) out build dist *.egg-info
