@@ -18,16 +18,11 @@ from bisect import bisect_left
 from decimal import Decimal
 from pathlib import Path
 
+from gwlog.events import CACHE_READ_KEY, CACHE_WRITE_KEY, COST_KEY, REASONING_KEY
 from gwlog.scanner import Scanner
 
 _KEY = ("gen_ai.provider.name", "gen_ai.request.model", "gen_ai.response.model", "http.status", "user.email")
-_TOKENS = (
-    "gen_ai.usage.input_tokens",
-    "gen_ai.usage.output_tokens",
-    "gen_ai.usage.cache_read.input_tokens",
-    "gen_ai.usage.cache_creation.input_tokens",
-    "gen_ai.usage.reasoning_tokens",
-)
+_TOKENS = ("gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", CACHE_READ_KEY, CACHE_WRITE_KEY, REASONING_KEY)
 _BUCKETS_MS = (100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 120000)
 
 
@@ -43,7 +38,7 @@ def floor_rate(raw: bytes) -> tuple[int, float]:
     index = {k: i + 1 for i, k in enumerate(plan.keys)}
     key_at = [index[k] for k in _KEY]
     token_at = [index[k] for k in _TOKENS if k in index]
-    cost_at, duration_at = index["agw.ai.usage.cost.total"], index["duration"]
+    cost_at, duration_at = index[COST_KEY], index["duration"]
     groups, fullmatch = plan.groups, plan.regex.fullmatch
     totals: dict[tuple[str | None, ...], list] = {}
     lines = 0
@@ -66,7 +61,7 @@ def floor_rate(raw: bytes) -> tuple[int, float]:
                 counts[j] += int(v[i])
         if v[cost_at] is not None:
             rec[2] += Decimal(v[cost_at])
-        rec[3][bisect_left(_BUCKETS_MS, int(v[duration_at]))] += 1
+        rec[3][bisect_left(_BUCKETS_MS, int(v[duration_at][:-2]))] += 1
     return lines, time.perf_counter() - start
 
 
