@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gwlog.errors import ConfigError, check_keys
+from gwlog.errors import ConfigError, check_keys, expect
 from gwlog.identity import IdentityConfig, PrivacyConfig, TeamConfig
 from gwlog.metrics import CardinalityLimits
 from gwlog.pricing import PricingConfig
@@ -52,18 +52,6 @@ def parse_listen(text: Any, file: str, key: str) -> tuple[str, int]:
         if sep and port.isdigit() and int(port) < 65536:  # 0: any free port (tests)
             return host.strip("[]") or "0.0.0.0", int(port)
     raise ConfigError(file, key, f"{text!r} is not HOST:PORT", 'write e.g. "0.0.0.0:3903" or "127.0.0.1:9903"')
-
-
-def expect(value: Any, kind: type | tuple[type, ...], file: str, key: str, example: str) -> Any:
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise ConfigError(file, key, f"expected {_kind_name(kind)}, got {value!r}", f"write e.g. {example}")
-    return value
-
-
-def _kind_name(kind: type | tuple[type, ...]) -> str:
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    names = {str: "a string", int: "an integer", bool: "true or false", float: "a number", list: "a list"}
-    return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 
 @dataclass(slots=True)

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Self
 from urllib.parse import unquote
 
-from gwlog.errors import ConfigError, check_keys
+from gwlog.errors import ConfigError, check_keys, expect_bool, expect_int, expect_str, expect_str_list, expect_table
 from gwlog.events import Identity
 
 # --------------------------------------------------------------------------------------------
@@ -35,43 +35,9 @@ from gwlog.events import Identity
 # --------------------------------------------------------------------------------------------
 
 
-def _str_list(value: Any, file: str, key: str, example: str) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-        raise ConfigError(file, key, f"expected a list of non-empty strings, got {value!r}",
-                          f"write {key.split()[-1]} = {example}")  # fmt: skip
-    return tuple(v.strip() for v in value)
-
-
-def _str(value: Any, file: str, key: str, example: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(file, key, f"expected a non-empty string, got {value!r}",
-                          f"write {key.split()[-1]} = {example}")  # fmt: skip
-    return value.strip()
-
-
-def _bool(value: Any, file: str, key: str) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(file, key, f"expected true or false, got {value!r}",
-                          f"write {key.split()[-1]} = true (no quotes)")  # fmt: skip
-    return value
-
-
-def _int(value: Any, file: str, key: str, low: int, high: int) -> int:
-    if type(value) is not int or not low <= value <= high:
-        raise ConfigError(file, key, f"expected a whole number from {low} to {high}, got {value!r}",
-                          f"write {key.split()[-1]} = {low if low > 0 else high}")  # fmt: skip
-    return value
-
-
-def _table(value: Any, file: str, key: str, example: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise ConfigError(file, key, f"expected a table, got {value!r}", f"write it as {example}")
-    return value
-
-
 def _read_secret(path_value: Any, file: str, key: str) -> bytes:
     """Read a secret file relative to the config file; a trailing newline is not part of it."""
-    path = Path(file).parent / _str(path_value, file, key, '"/run/secrets/gwlog_hash_key"')
+    path = Path(file).parent / expect_str(path_value, file, key, '"/run/secrets/gwlog_hash_key"')
     try:
         secret = path.read_bytes().strip()
     except OSError as exc:
@@ -89,7 +55,7 @@ def _secret(section: Mapping[str, Any], file: str, name: str, prefix: str) -> by
         raise ConfigError(file, f"[{name}] {inline}", f"both {inline} and {from_file} are set",
                           f"keep only {from_file} (secrets do not belong in config files)")  # fmt: skip
     if inline in section:
-        return _str(section[inline], file, f"[{name}] {inline}", '"<output of openssl rand -hex 32>"').encode()
+        return expect_str(section[inline], file, f"[{name}] {inline}", '"<output of openssl rand -hex 32>"').encode()
     if from_file in section:
         return _read_secret(section[from_file], file, f"[{name}] {from_file}")
     return None
@@ -171,24 +137,24 @@ class IdentityConfig:
         kw: dict[str, Any] = {}
         for attr, defaults in DEFAULT_CANDIDATES.items():
             if attr in section:
-                kw[attr] = _str_list(section[attr], file, f"[identity] {attr}", f'["{defaults[0]}"]')
+                kw[attr] = expect_str_list(section[attr], file, f"[identity] {attr}", f'["{defaults[0]}"]')
         if "user" in section:
-            kw["user"] = _str_list(section["user"], file, "[identity] user", '["user.email"]')
+            kw["user"] = expect_str_list(section["user"], file, "[identity] user", '["user.email"]')
         if "lowercase_email" in section:
-            kw["lowercase_email"] = _bool(section["lowercase_email"], file, "[identity] lowercase_email")
+            kw["lowercase_email"] = expect_bool(section["lowercase_email"], file, "[identity] lowercase_email")
         if "jwt_field" in section:
             value = section["jwt_field"]
             key = "[identity] jwt_field"
             kw["jwt_field"] = (
-                (_str(value, file, key, '"user.jwt"'),)
+                (expect_str(value, file, key, '"user.jwt"'),)
                 if isinstance(value, str)
-                else _str_list(value, file, key, '"user.jwt"')
+                else expect_str_list(value, file, key, '"user.jwt"')
             )
         kw["jwt_secret"] = _secret(section, file, "identity", "jwt")
         if "jwt_issuer" in section:
-            kw["jwt_issuer"] = _str(section["jwt_issuer"], file, "[identity] jwt_issuer", '"open-webui"')
+            kw["jwt_issuer"] = expect_str(section["jwt_issuer"], file, "[identity] jwt_issuer", '"open-webui"')
         if "jwt_leeway_seconds" in section:
-            kw["jwt_leeway_seconds"] = _int(section["jwt_leeway_seconds"], file,
+            kw["jwt_leeway_seconds"] = expect_int(section["jwt_leeway_seconds"], file,
                                             "[identity] jwt_leeway_seconds", 0, 3600)  # fmt: skip
         return cls(**kw)
 
@@ -243,7 +209,7 @@ class TeamConfig:
         if extra:
             raise ConfigError(file, f"[teams] {extra[0]}", "is set next to teams_file",
                               "move the other [teams] keys into the teams file's [teams] table")  # fmt: skip
-        path = str(Path(file).parent / _str(section["teams_file"], file, "[teams] teams_file", '"teams.toml"'))
+        path = str(Path(file).parent / expect_str(section["teams_file"], file, "[teams] teams_file", '"teams.toml"'))
         return cls.load_file(path)
 
     @classmethod
@@ -260,7 +226,7 @@ class TeamConfig:
             if key != "teams":
                 raise ConfigError(path, key, "is outside the [teams] table",
                                   f"write it as [teams.{key}] or put it under [teams]")  # fmt: skip
-        section = _table(data.get("teams", {}), path, "[teams]", "a [teams] table")
+        section = expect_table(data.get("teams", {}), path, "[teams]", "a [teams] table")
         if "teams_file" in section:
             raise ConfigError(path, "[teams] teams_file", "a teams file cannot point to another one",
                               "remove teams_file from the teams file")  # fmt: skip
@@ -275,9 +241,10 @@ class TeamConfig:
     def _rules(cls, s: Mapping[str, Any], file: str, teams_file: str | None) -> Self:
         kw: dict[str, Any] = {"teams_file": teams_file}
         if "default" in s:
-            kw["default"] = _str(s["default"], file, "[teams] default", '"unassigned"')
+            kw["default"] = expect_str(s["default"], file, "[teams] default", '"unassigned"')
         if "precedence" in s:
-            order = _str_list(s["precedence"], file, "[teams] precedence", '["static", "groups", "regex", "domain"]')
+            example = '["static", "groups", "regex", "domain"]'
+            order = expect_str_list(s["precedence"], file, "[teams] precedence", example)
             for kind in order:
                 if kind not in RULE_KINDS:
                     raise ConfigError(file, "[teams] precedence", f"unknown rule kind {kind!r}",
@@ -290,35 +257,35 @@ class TeamConfig:
         if "domains" in s:
             domains: dict[str, str] = {}
             example = '[teams.domains] with "example.com" = "Platform"'
-            for domain, team in _table(s["domains"], file, "[teams.domains]", example).items():
+            for domain, team in expect_table(s["domains"], file, "[teams.domains]", example).items():
                 key = f'[teams.domains] "{domain}"'
                 if not domain.strip() or "@" in domain:
                     raise ConfigError(file, key, "is not an email domain", 'write "example.com" = "Platform"')
-                domains[domain.strip().lower().lstrip(".")] = _str(team, file, key, '"Platform"')
+                domains[domain.strip().lower().lstrip(".")] = expect_str(team, file, key, '"Platform"')
             kw["domains"] = domains
         if "regex" in s:
             kw["regex"] = cls._regex(s["regex"], file)
         if "groups" in s:
             groups: dict[str, str] = {}
-            for group, team in _table(s["groups"], file, "[teams.groups]",
+            for group, team in expect_table(s["groups"], file, "[teams.groups]",
                                       '[teams.groups] with "platform" = "Platform"').items():  # fmt: skip
-                groups[_norm_group(group)] = _str(team, file, f'[teams.groups] "{group}"', '"Platform"')
+                groups[_norm_group(group)] = expect_str(team, file, f'[teams.groups] "{group}"', '"Platform"')
             kw["groups"] = groups
         if "groups_field" in s:
-            kw["groups_field"] = _str_list(s["groups_field"], file, "[teams] groups_field", '["user.groups"]')
+            kw["groups_field"] = expect_str_list(s["groups_field"], file, "[teams] groups_field", '["user.groups"]')
         if "groups_separator" in s:
-            kw["groups_separator"] = _str(s["groups_separator"], file, "[teams] groups_separator", '","')
+            kw["groups_separator"] = expect_str(s["groups_separator"], file, "[teams] groups_separator", '","')
         return cls(**kw)
 
     @staticmethod
     def _members(value: Any, file: str) -> dict[str, str]:
         members: dict[str, str] = {}
-        table = _table(value, file, "[teams.members]", '[teams.members] with Platform = ["alice@example.com"]')
+        table = expect_table(value, file, "[teams.members]", '[teams.members] with Platform = ["alice@example.com"]')
         for team, users in table.items():
             key = f'[teams.members] "{team}"'
             if not team.strip():
                 raise ConfigError(file, key, "team name is empty", 'write Platform = ["alice@example.com"]')
-            for user in _str_list(users, file, key, '["alice@example.com", "bob"]'):
+            for user in expect_str_list(users, file, key, '["alice@example.com", "bob"]'):
                 other = members.setdefault(user.lower(), team)
                 if other != team:
                     raise ConfigError(file, key, f"{user!r} is also a member of {other!r}",
@@ -333,11 +300,11 @@ class TeamConfig:
         rules = []
         for i, item in enumerate(value):
             key = f"[[teams.regex]] #{i + 1}"
-            rule = _table(item, file, key, example)
+            rule = expect_table(item, file, key, example)
             check_keys(rule, ("pattern", "team", "on"), file, key)
             if "pattern" not in rule or "team" not in rule:
                 raise ConfigError(file, key, "needs both pattern and team", f"write {example}")
-            pattern = _str(rule["pattern"], file, f"{key} pattern", '"^sec-"')
+            pattern = expect_str(rule["pattern"], file, f"{key} pattern", '"^sec-"')
             try:
                 compiled = re.compile(pattern)
             except re.error as exc:
@@ -347,7 +314,7 @@ class TeamConfig:
             if on not in REGEX_ON:
                 raise ConfigError(file, f"{key} on", f"{on!r} is not an identity attribute",
                                   f"use one of: {', '.join(REGEX_ON)}")  # fmt: skip
-            rules.append(RegexRule(compiled, _str(rule["team"], file, f"{key} team", '"Security"'), on))
+            rules.append(RegexRule(compiled, expect_str(rule["team"], file, f"{key} team", '"Security"'), on))
         return tuple(rules)
 
     def team_for(self, user: str | None, email: str | None, user_id: str | None, name: str | None,
@@ -414,9 +381,9 @@ class PrivacyConfig:
         kw: dict[str, Any] = {}
         for key in ("hash_identities", "hash_archive"):
             if key in section:
-                kw[key] = _bool(section[key], file, f"[privacy] {key}")
+                kw[key] = expect_bool(section[key], file, f"[privacy] {key}")
         if "hash_length" in section:
-            kw["hash_length"] = _int(section["hash_length"], file, "[privacy] hash_length", 8, 64)
+            kw["hash_length"] = expect_int(section["hash_length"], file, "[privacy] hash_length", 8, 64)
         if "hash_prefix" in section:
             prefix = section["hash_prefix"]
             if not isinstance(prefix, str):

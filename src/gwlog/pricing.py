@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 # genai_prices (pydantic models + the price snapshot: ~13 MiB, ~0.1 s) is imported only when an
 # event needs it; runs whose lines all carry the gateway's own cost never load it.
 
-from gwlog.errors import ConfigError, check_keys
+from gwlog.errors import ConfigError, check_keys, expect_bool
 from gwlog.events import Event
 
 _MTOK = Decimal(1_000_000)
@@ -123,14 +123,7 @@ class PricingConfig:
         kw: dict[str, Any] = {}
         for key in ("enabled", "prefer_gateway"):
             if key in section:
-                if not isinstance(section[key], bool):
-                    raise ConfigError(
-                        file,
-                        f"[pricing] {key}",
-                        f"expected true or false, got {section[key]!r}",
-                        f"write {key} = true (no quotes)",
-                    )
-                kw[key] = section[key]
+                kw[key] = expect_bool(section[key], file, f"[pricing] {key}")
         if "providers" in section:
             table = section["providers"]
             if not isinstance(table, dict):
